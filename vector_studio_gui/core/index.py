@@ -1,0 +1,255 @@
+"""Nearest-neighbour index of one embedding space: HNSW (hnswlib), derived from the database.
+
+The index file is never trusted blindly: a JSON stamp written after it records its size, CRC and
+the library it belongs to. A missing, torn, foreign or corrupt file is rebuilt from SQLite, and a
+stale one (the process died after a commit but before the save) is brought up to date by adding
+and deleting the difference, so a crash costs seconds, not a full rebuild.
+
+Small libraries are searched exactly (a matrix product is faster than the graph below ~20k
+items, and exact by definition); the graph takes over above that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EXACT_LIMIT = 20_000
+STAMP_VERSION = 1
+M = 16
+EF_CONSTRUCTION = 200
+EF_SEARCH = 96
+
+
+def _crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # pragma: no cover - directories cannot be fsynced on Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def safe_name(space: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", space)
+
+
+class VectorIndex:
+    def __init__(self, directory: Path, space: str, dim: int, library_id: str) -> None:
+        self.space = space
+        self.dim = dim
+        self.library_id = library_id
+        self.path = directory / f"{safe_name(space)}.hnsw"
+        self.stamp_path = directory / f"{safe_name(space)}.json"
+        self._lock = threading.RLock()
+        self._index: hnswlib.Index | None = None
+        self._deleted: set[int] = set()
+        self._live: set[int] = set()
+        self._exact: tuple[np.ndarray, np.ndarray] | None = None
+        self.dirty = False
+        self.rebuilt_reason: str | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def _new(self, capacity: int) -> hnswlib.Index:
+        idx = hnswlib.Index(space="ip", dim=self.dim)
+        idx.init_index(max_elements=max(capacity, 1024), ef_construction=EF_CONSTRUCTION, M=M)
+        idx.set_ef(EF_SEARCH)
+        return idx
+
+    def open(self, db_ids: np.ndarray, fetch: Callable[[np.ndarray | None], object]) -> str:
+        """Load the saved index and reconcile it with ``db_ids``; rebuild when unusable.
+
+        ``fetch(ids)`` yields (ids, vectors) chunks from the database (``None`` = all).
+        Returns what happened, for logs and ``library check``.
+        """
+        with self._lock:
+            problem = self._load()
+            if problem is None:
+                added, removed = self._reconcile(db_ids, fetch)
+                if added or removed:
+                    self.dirty = True
+                    return f"index updated from the database (+{added} / -{removed})"
+                return "index loaded"
+            self.rebuilt_reason = problem
+            self._build(db_ids, fetch)
+            self.dirty = True
+            return f"index rebuilt from the database ({problem})"
+
+    def _load(self) -> str | None:
+        if not self.path.exists() or not self.stamp_path.exists():
+            return "no saved index" if not self.path.exists() else "index stamp missing"
+        try:
+            stamp = json.loads(self.stamp_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "index stamp unreadable"
+        checks = (
+            (stamp.get("version") == STAMP_VERSION, "index format changed"),
+            (stamp.get("library_id") == self.library_id, "index belongs to another library"),
+            (stamp.get("space") == self.space and stamp.get("dim") == self.dim, "wrong space"),
+            (stamp.get("size") == self.path.stat().st_size, "index file torn (size differs)"),
+        )
+        for ok, why in checks:
+            if not ok:
+                return why
+        if _crc(self.path) != stamp.get("crc32"):
+            return "index file corrupt (checksum differs)"
+        try:
+            idx = hnswlib.Index(space="ip", dim=self.dim)
+            idx.load_index(str(self.path), max_elements=int(stamp["capacity"]))
+            idx.set_ef(EF_SEARCH)
+        except Exception as exc:  # hnswlib raises RuntimeError with varying texts
+            return f"index unreadable ({exc})"
+        self._index = idx
+        self._deleted = {int(i) for i in stamp.get("deleted", [])}
+        self._live = {int(i) for i in idx.get_ids_list()} - self._deleted
+        self._exact = None
+        return None
+
+    def _reconcile(self, db_ids: np.ndarray, fetch: Callable) -> tuple[int, int]:
+        want = {int(i) for i in db_ids}
+        extra = self._live - want
+        for i in extra:
+            self._index.mark_deleted(i)
+        self._deleted |= extra
+        self._live -= extra
+        missing = np.array(sorted(want - self._live), dtype=np.int64)
+        added = 0
+        if missing.size:
+            for ids, vecs in fetch(missing):
+                self._add(ids, vecs)
+                added += len(ids)
+        return added, len(extra)
+
+    def _build(self, db_ids: np.ndarray, fetch: Callable) -> None:
+        self._index = self._new(int(len(db_ids) * 1.2) + 1024)
+        self._deleted = set()
+        self._live = set()
+        self._exact = None
+        for ids, vecs in fetch(None):
+            self._add(ids, vecs)
+
+    def rebuild(self, db_ids: np.ndarray, fetch: Callable) -> None:
+        with self._lock:
+            self._build(db_ids, fetch)
+            self.dirty = True
+
+    # ----------------------------------------------------------------- updates
+    def _add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        idx = self._index
+        need = idx.element_count + len(ids)
+        if need > idx.get_max_elements():
+            idx.resize_index(max(need, int(idx.get_max_elements() * 1.5)))
+        idx.add_items(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, np.int64))
+        for i in ids:
+            self._live.add(int(i))
+            self._deleted.discard(int(i))
+        self._exact = None
+
+    def add(self, ids: np.ndarray | list[int], vecs: np.ndarray) -> None:
+        with self._lock:
+            if self._index is None:
+                self._index = self._new(1024)
+            self._add(np.asarray(ids, np.int64), vecs)
+            self.dirty = True
+
+    def remove(self, ids: list[int]) -> None:
+        with self._lock:
+            for i in ids:
+                if int(i) in self._live:
+                    self._index.mark_deleted(int(i))
+                    self._live.discard(int(i))
+                    self._deleted.add(int(i))
+            self._exact = None
+            self.dirty = True
+
+    # ----------------------------------------------------------------- queries
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def ids(self) -> set[int]:
+        with self._lock:
+            return set(self._live)
+
+    def get(self, ids: list[int]) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self._index.get_items(ids), dtype=np.float32)
+
+    def search(self, queries: np.ndarray, k: int, exact: bool | None = None
+               ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query: (ids, cosine scores), best first."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        with self._lock:
+            n = len(self._live)
+            k = min(k, n)
+            if k <= 0:
+                return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in queries]
+            if exact if exact is not None else n <= EXACT_LIMIT:
+                ids, mat = self._exact_matrix()
+                scores = queries @ mat.T
+                out = []
+                for row in scores:
+                    top = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+                    top = top[np.argsort(-row[top], kind="stable")]
+                    out.append((ids[top], row[top]))
+                return out
+            self._index.set_ef(max(EF_SEARCH, k * 2))
+            labels, dists = self._index.knn_query(queries, k=k)
+        return [(labels[i].astype(np.int64), 1.0 - dists[i]) for i in range(len(queries))]
+
+    def _exact_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._exact is None:
+            ids = np.array(sorted(self._live), dtype=np.int64)
+            mat = np.asarray(self._index.get_items(ids), dtype=np.float32).reshape(len(ids), self.dim)
+            self._exact = (ids, mat)
+        return self._exact
+
+    # ----------------------------------------------------------------- persistence
+    def save(self) -> None:
+        """Write index then stamp via temp files, fsync and rename: never a torn file in place."""
+        with self._lock:
+            if self._index is None or not self.dirty:
+                return
+            tmp = self.path.with_suffix(".hnsw.tmp")
+            self._index.save_index(str(tmp))
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            stamp = {
+                "version": STAMP_VERSION,
+                "library_id": self.library_id,
+                "space": self.space,
+                "dim": self.dim,
+                "count": len(self._live),
+                "capacity": int(self._index.get_max_elements()),
+                "deleted": sorted(self._deleted),
+                "size": tmp.stat().st_size,
+                "crc32": _crc(tmp),
+            }
+            stamp_tmp = self.stamp_path.with_suffix(".json.tmp")
+            with open(stamp_tmp, "w", encoding="utf-8") as fh:
+                json.dump(stamp, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            os.replace(stamp_tmp, self.stamp_path)
+            _fsync_dir(self.path.parent)
+            self.dirty = False

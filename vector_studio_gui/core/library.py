@@ -1,0 +1,522 @@
+"""The library database: SQLite in WAL mode, the single source of truth.
+
+Every change is one transaction, so a crash (even SIGKILL or a power cut, thanks to
+``synchronous=FULL``) leaves either the whole batch or none of it. The HNSW index files are derived
+from the ``embeddings`` table and can always be rebuilt from it.
+
+Threading: one write connection guarded by a lock (the single writer), and one read connection
+per thread; WAL lets readers see the last committed state while a write is in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vector_studio_gui.core.errors import LibraryError
+from vector_studio_gui.core.locking import WriterLock
+from vector_studio_gui.core.types import Item
+
+SCHEMA_VERSION = 1
+DB_NAME = "library.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    format TEXT NOT NULL DEFAULT '',
+    added REAL NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS items_added ON items(added);
+CREATE TABLE IF NOT EXISTS paths (
+    path TEXT PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS paths_item ON paths(item_id);
+CREATE TABLE IF NOT EXISTS thumbs (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spaces (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    role TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    info TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    space TEXT NOT NULL REFERENCES spaces(name),
+    source TEXT NOT NULL DEFAULT 'image',
+    vector BLOB NOT NULL,
+    PRIMARY KEY (item_id, space, source)
+);
+CREATE INDEX IF NOT EXISTS embeddings_space ON embeddings(space, source);
+"""
+
+
+@dataclass(frozen=True)
+class NewItem:
+    path: str
+    content_hash: str
+    size: int
+    mtime: float
+    width: int
+    height: int
+    format: str
+    thumbnail: bytes
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    model: str
+    role: str
+    dim: int
+    info: dict
+
+
+class Library:
+    """A library folder: ``library.sqlite3`` plus derived ``index/`` files and a writer lock."""
+
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
+        self.root = Path(root)
+        self.read_only = read_only
+        self.db_path = self.root / DB_NAME
+        self.index_dir = self.root / "index"
+        self._lock = WriterLock(self.root)
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        if read_only:
+            if not self.db_path.exists():
+                raise LibraryError(f"no library at {self.root}")
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.index_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"cannot create the library folder {self.root}: {exc.strerror}") from exc
+        self._lock.acquire()
+        try:
+            self._writer = self._connect(write=True)
+            with self.transaction() as db:
+                db.executescript(_SCHEMA)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)",
+                    (str(time.time()),),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('library_id', ?)",
+                    (uuid.uuid4().hex,),
+                )
+            version = int(self._scalar("SELECT value FROM meta WHERE key='schema'"))
+            if version > SCHEMA_VERSION:
+                raise LibraryError(
+                    f"the library at {self.root} was made by a newer Vector Studio "
+                    f"(schema {version}); update the app to open it"
+                )
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise LibraryError(f"the library database {self.db_path} is damaged: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # ----------------------------------------------------------------- connections
+    def _connect(self, write: bool) -> sqlite3.Connection:
+        try:
+            if write:
+                db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False,
+                                     timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+            else:
+                uri = self.db_path.resolve().as_uri() + "?mode=ro"
+                db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                     timeout=30)
+        except sqlite3.Error as exc:
+            raise LibraryError(f"cannot open the library database {self.db_path}: {exc}") from exc
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    @property
+    def _read(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect(write=False)
+            self._local.db = db
+            with self._readers_lock:
+                self._readers.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for db in self._readers:
+                with suppress(sqlite3.Error):
+                    db.close()
+            self._readers.clear()
+        self._local = threading.local()
+        if self._writer is not None:
+            with self._write_lock:
+                with suppress(sqlite3.Error):
+                    self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._writer.close()
+                self._writer = None
+        self._lock.release()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._writer is None:
+            raise LibraryError("the library is open read-only")
+        with self._write_lock:
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise LibraryError(f"cannot save to the library: {exc}") from exc
+
+    def _scalar(self, sql: str, args: Sequence = ()) -> object:
+        row = self._read.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    # ----------------------------------------------------------------- spaces
+    def ensure_space(self, name: str, model: str, role: str, dim: int, info: dict | None = None
+                     ) -> Space:
+        existing = self.space(name)
+        if existing is not None:
+            if existing.dim != dim:
+                raise LibraryError(
+                    f"model {model} now produces {dim}-d vectors but this library holds "
+                    f"{existing.dim}-d vectors for it; re-encode with "
+                    f"'vector-studio library reencode --model {model}'"
+                )
+            return existing
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO spaces(name, model, role, dim, info, created) "
+                "VALUES (?,?,?,?,?,?)",
+                (name, model, role, dim, json.dumps(info or {}), time.time()),
+            )
+        space = self.space(name)
+        assert space is not None
+        return space
+
+    def space(self, name: str) -> Space | None:
+        row = self._read.execute(
+            "SELECT name, model, role, dim, info FROM spaces WHERE name=?", (name,)
+        ).fetchone()
+        return Space(row[0], row[1], row[2], row[3], json.loads(row[4])) if row else None
+
+    def spaces(self) -> list[Space]:
+        rows = self._read.execute("SELECT name, model, role, dim, info FROM spaces").fetchall()
+        return [Space(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def space_counts(self) -> dict[str, int]:
+        rows = self._read.execute(
+            "SELECT space, COUNT(*) FROM embeddings WHERE source='image' GROUP BY space"
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    # ----------------------------------------------------------------- lookups
+    def lookup_path(self, path: str) -> tuple[int, int, float] | None:
+        row = self._read.execute(
+            "SELECT item_id, size, mtime FROM paths WHERE path=?", (path,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def lookup_hash(self, content_hash: str) -> int | None:
+        row = self._read.execute("SELECT id FROM items WHERE hash=?", (content_hash,)).fetchone()
+        return row[0] if row else None
+
+    def has_embedding(self, item_id: int, space: str, source: str = "image") -> bool:
+        row = self._read.execute(
+            "SELECT 1 FROM embeddings WHERE item_id=? AND space=? AND source=?",
+            (item_id, space, source),
+        ).fetchone()
+        return row is not None
+
+    def count(self) -> int:
+        return int(self._scalar("SELECT COUNT(*) FROM items") or 0)
+
+    def item(self, item_id: int) -> Item | None:
+        items = self.items([item_id])
+        return items[0] if items else None
+
+    def items(self, ids: Sequence[int]) -> list[Item]:
+        """Items in the order of ``ids``; ids no longer in the library are left out."""
+        if not ids:
+            return []
+        found: dict[int, Item] = {}
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._read.execute(
+                f"SELECT id, hash, size, width, height, added, note FROM items WHERE id IN ({marks})",
+                chunk,
+            ).fetchall()
+            paths: dict[int, list[str]] = {}
+            for pid, p in self._read.execute(
+                f"SELECT item_id, path FROM paths WHERE item_id IN ({marks}) ORDER BY rowid", chunk
+            ):
+                paths.setdefault(pid, []).append(p)
+            for r in rows:
+                ps = tuple(paths.get(r[0], ()))
+                found[r[0]] = Item(
+                    id=r[0], path=ps[0] if ps else "", paths=ps, content_hash=r[1], size=r[2],
+                    width=r[3], height=r[4], added=r[5], note=r[6],
+                )
+        return [found[i] for i in ids if i in found]
+
+    def browse(self, offset: int = 0, limit: int = 100) -> list[Item]:
+        """Items newest first, for showing the library with an empty query."""
+        ids = [r[0] for r in self._read.execute(
+            "SELECT id FROM items ORDER BY added DESC, id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )]
+        return self.items(ids)
+
+    def all_ids_newest_first(self) -> list[int]:
+        return [r[0] for r in self._read.execute("SELECT id FROM items ORDER BY added DESC, id DESC")]
+
+    def thumbnail(self, item_id: int) -> bytes | None:
+        row = self._read.execute("SELECT data FROM thumbs WHERE item_id=?", (item_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def all_paths(self) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._read.execute("SELECT path, item_id FROM paths")]
+
+    def notes(self) -> list[tuple[int, str]]:
+        return [(r[0], r[1]) for r in self._read.execute(
+            "SELECT id, note FROM items WHERE note != ''"
+        )]
+
+    # ----------------------------------------------------------------- embeddings
+    def embedding_ids(self, space: str, source: str = "image") -> np.ndarray:
+        rows = self._read.execute(
+            "SELECT item_id FROM embeddings WHERE space=? AND source=?", (space, source)
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors(self, space: str, ids: Sequence[int] | None = None, source: str = "image",
+                chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, matrix) chunks of a space's vectors, so a 1M-item rebuild stays in memory bounds."""
+        sp = self.space(space)
+        if sp is None:
+            return
+        dim = sp.dim
+        if ids is None:
+            cur = self._read.execute(
+                "SELECT item_id, vector FROM embeddings WHERE space=? AND source=?", (space, source)
+            )
+            while True:
+                rows = cur.fetchmany(chunk)
+                if not rows:
+                    break
+                yield _to_arrays(rows, dim)
+        else:
+            for part in _chunks(list(ids), 500):
+                marks = ",".join("?" * len(part))
+                rows = self._read.execute(
+                    f"SELECT item_id, vector FROM embeddings WHERE space=? AND source=? "
+                    f"AND item_id IN ({marks})", [space, source, *part],
+                ).fetchall()
+                if rows:
+                    yield _to_arrays(rows, dim)
+
+    def vector(self, item_id: int, space: str, source: str = "image") -> np.ndarray | None:
+        row = self._read.execute(
+            "SELECT vector FROM embeddings WHERE item_id=? AND space=? AND source=?",
+            (item_id, space, source),
+        ).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
+
+    def ids_missing_space(self, space: str, limit: int | None = None) -> list[int]:
+        sql = ("SELECT id FROM items WHERE id NOT IN "
+               "(SELECT item_id FROM embeddings WHERE space=? AND source='image') ORDER BY id")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [r[0] for r in self._read.execute(sql, (space,))]
+
+    def primary_paths(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for part in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(part))
+            for iid, p in self._read.execute(
+                f"SELECT item_id, path FROM paths WHERE item_id IN ({marks}) ORDER BY rowid", part
+            ):
+                out.setdefault(iid, []).append(p)
+        return out
+
+    # ----------------------------------------------------------------- writes
+    def add_items(self, items: Sequence[NewItem], space: str, vectors: np.ndarray
+                  ) -> tuple[list[int], list[int]]:
+        """Insert new items with their thumbnails, paths and vectors in ONE transaction.
+
+        Returns the new ids and the ids of items that lost their last path to a new item (a file
+        whose content changed) and were removed with it.
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids: list[int] = []
+        now = time.time()
+        with self.transaction() as db:
+            for k, it in enumerate(items):
+                cur = db.execute(
+                    "INSERT INTO items(hash, size, width, height, format, added) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (it.content_hash, it.size, it.width, it.height, it.format, now + k * 1e-6),
+                )
+                iid = int(cur.lastrowid)
+                ids.append(iid)
+                db.execute("INSERT INTO thumbs(item_id, data) VALUES (?,?)", (iid, it.thumbnail))
+                db.execute(
+                    "INSERT OR REPLACE INTO paths(path, item_id, size, mtime) VALUES (?,?,?,?)",
+                    (it.path, iid, it.size, it.mtime),
+                )
+                db.execute(
+                    "INSERT INTO embeddings(item_id, space, source, vector) VALUES (?,?,?,?)",
+                    (iid, space, "image", vectors[k].tobytes()),
+                )
+            removed = self._prune_orphans(db)
+        return ids, removed
+
+    def add_vectors(self, space: str, ids: Sequence[int], vectors: np.ndarray,
+                    source: str = "image") -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO embeddings(item_id, space, source, vector) "
+                "SELECT ?,?,?,? WHERE EXISTS (SELECT 1 FROM items WHERE id=?)",
+                [(int(i), space, source, vectors[k].tobytes(), int(i)) for k, i in enumerate(ids)],
+            )
+
+    def add_path(self, item_id: int, path: str, size: int, mtime: float) -> list[int]:
+        """Record another path of an item; returns ids of items this path no longer shows."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO paths(path, item_id, size, mtime) VALUES (?,?,?,?)",
+                (path, item_id, size, mtime),
+            )
+            return self._prune_orphans(db)
+
+    def touch_path(self, path: str, size: int, mtime: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE paths SET size=?, mtime=? WHERE path=?", (size, mtime, path))
+
+    def set_note(self, item_id: int, note: str, space: str | None = None,
+                 vector: np.ndarray | None = None) -> None:
+        """Save a note and (when given) its embedding together, so they never disagree."""
+        with self.transaction() as db:
+            cur = db.execute("UPDATE items SET note=? WHERE id=?", (note, item_id))
+            if cur.rowcount == 0:
+                raise LibraryError(f"item {item_id} is not in the library")
+            db.execute("DELETE FROM embeddings WHERE item_id=? AND source='note'", (item_id,))
+            if space is not None and vector is not None and note:
+                db.execute(
+                    "INSERT INTO embeddings(item_id, space, source, vector) VALUES (?,?,?,?)",
+                    (item_id, space, "note", np.asarray(vector, np.float32).tobytes()),
+                )
+
+    def remove_items(self, ids: Sequence[int]) -> int:
+        with self.transaction() as db:
+            n = 0
+            for part in _chunks([int(i) for i in ids], 500):
+                marks = ",".join("?" * len(part))
+                n += db.execute(f"DELETE FROM items WHERE id IN ({marks})", part).rowcount
+        return n
+
+    def remove_paths(self, paths: Sequence[str]) -> list[int]:
+        """Forget paths; items left with no path are removed. Returns the removed item ids."""
+        with self.transaction() as db:
+            touched = set()
+            for p in paths:
+                row = db.execute("SELECT item_id FROM paths WHERE path=?", (p,)).fetchone()
+                if row:
+                    touched.add(row[0])
+                    db.execute("DELETE FROM paths WHERE path=?", (p,))
+            removed = []
+            for iid in touched:
+                if db.execute("SELECT 1 FROM paths WHERE item_id=?", (iid,)).fetchone() is None:
+                    db.execute("DELETE FROM items WHERE id=?", (iid,))
+                    removed.append(iid)
+        return removed
+
+    def relocate(self, old_prefix: str, new_prefix: str) -> int:
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT path FROM paths WHERE substr(path, 1, ?) = ?", (len(old_prefix), old_prefix)
+            ).fetchall()
+            for (p,) in rows:
+                db.execute("UPDATE OR REPLACE paths SET path=? WHERE path=?",
+                           (new_prefix + p[len(old_prefix):], p))
+            self._prune_orphans(db)
+        return len(rows)
+
+    def drop_space(self, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM embeddings WHERE space=?", (name,))
+            db.execute("DELETE FROM spaces WHERE name=?", (name,))
+
+    def _prune_orphans(self, db: sqlite3.Connection) -> list[int]:
+        # an INSERT OR REPLACE on paths can move the only path of an item to another item
+        rows = db.execute(
+            "DELETE FROM items WHERE id NOT IN (SELECT item_id FROM paths) RETURNING id"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # ----------------------------------------------------------------- checks
+    def integrity_problems(self) -> list[str]:
+        rows = self._read.execute("PRAGMA integrity_check").fetchall()
+        msgs = [r[0] for r in rows if r[0] != "ok"]
+        fk = self._read.execute("PRAGMA foreign_key_check").fetchall()
+        if fk:
+            msgs.append(f"{len(fk)} rows point at missing items")
+        return msgs
+
+    def meta(self, key: str) -> str | None:
+        v = self._scalar("SELECT value FROM meta WHERE key=?", (key,))
+        return None if v is None else str(v)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (key, value))
+
+
+def _chunks(seq: list, n: int) -> Iterator[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _to_arrays(rows: list, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+    return ids, mat

@@ -1,0 +1,359 @@
+"""Installed models: where their files are, importing and validating local folders.
+
+Layout under the models dir: ``<name>/`` holds a catalog model as the hub lays it out
+(``onnx/vision_model.onnx``...) or an imported one, each with a ``manifest.json`` written last so
+a half-finished install or import never counts as installed. The int8 variant of a catalog model
+lives in ``<name>/int8/``. Bare ``.onnx`` files named in the config (the user guide's workflow) are
+resolved relative to the models dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from vector_studio_gui.core import download
+from vector_studio_gui.core.catalog import (
+    CATALOG,
+    DEFAULT_TEXT_MODEL,
+    ModelSpec,
+    get_spec,
+)
+from vector_studio_gui.core.encoders import (
+    ClipImageEncoder,
+    ClipTextEncoder,
+    RuntimeOptions,
+    TextEncoder,
+)
+from vector_studio_gui.core.errors import ModelError, ModelNotInstalledError
+from vector_studio_gui.core.fsutil import atomic_write_json, sha256_file
+
+MANIFEST = "manifest.json"
+Kind = Literal["clip", "text"]
+
+
+@dataclass(frozen=True)
+class ClipFiles:
+    name: str
+    vision: Path
+    text: Path
+    tokenizer: Path
+    max_tokens: int = 77
+
+
+@dataclass(frozen=True)
+class TextFiles:
+    name: str
+    model: Path
+    tokenizer: Path
+    max_tokens: int = 256
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    role: str
+    installed: bool
+    source: str  # "catalog", "import" or "file"
+    dim: int | None
+    size_mb: float | None
+    path: Path
+    summary: str = ""
+    speed: int = 0
+    quality: int = 0
+    quantized_installed: bool = False
+
+
+def _find(folder: Path, filename: str) -> Path | None:
+    for cand in (folder / filename, folder / "onnx" / filename):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _dir_size_mb(folder: Path) -> float:
+    total = 0
+    for p in folder.rglob("*"):
+        if p.is_file():
+            total += p.stat().st_size
+    return round(total / 1e6, 1)
+
+
+class ModelStore:
+    def __init__(self, models_dir: Path) -> None:
+        self.root = Path(models_dir)
+
+    # ----------------------------------------------------------------- locations
+    def folder(self, name: str, quantized: bool = False) -> Path:
+        base = self.root / name
+        return base / "int8" if quantized else base
+
+    def manifest(self, name: str, quantized: bool = False) -> dict | None:
+        return download.read_manifest(self.folder(name, quantized))
+
+    def is_installed(self, name: str, quantized: bool = False) -> bool:
+        if name.endswith(".onnx"):
+            return self._bare_path(name).is_file()
+        return download.is_installed(self.folder(name, quantized))
+
+    def _bare_path(self, name: str) -> Path:
+        p = Path(name).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def list(self) -> list[ModelInfo]:
+        out = []
+        for spec in CATALOG:
+            installed = self.is_installed(spec.name)
+            out.append(ModelInfo(
+                name=spec.name, role=spec.role, installed=installed, source="catalog",
+                dim=spec.dim, size_mb=spec.size_mb, path=self.folder(spec.name),
+                summary=spec.summary, speed=spec.speed, quality=spec.quality,
+                quantized_installed=self.is_installed(spec.name, True),
+            ))
+        if self.root.is_dir():
+            for sub in sorted(self.root.iterdir()):
+                if sub.name in {s.name for s in CATALOG} or not sub.is_dir():
+                    continue
+                man = download.read_manifest(sub)
+                if man and man.get("source") == "import":
+                    out.append(ModelInfo(
+                        name=sub.name, role=man["role"], installed=download.is_installed(sub),
+                        source="import", dim=man.get("dim"), size_mb=_dir_size_mb(sub), path=sub,
+                        summary=f"imported from {man.get('imported_from', '?')}",
+                    ))
+            for f in sorted(self.root.rglob("*.onnx")):
+                rel = f.relative_to(self.root)
+                if rel.parts[0] in {s.name for s in CATALOG} or (self.root / rel.parts[0] / MANIFEST
+                                                                 ).exists():
+                    continue
+                out.append(ModelInfo(
+                    name=rel.as_posix(), role="text", installed=True, source="file", dim=None,
+                    size_mb=round(f.stat().st_size / 1e6, 1), path=f,
+                    summary="bare ONNX file (user guide workflow)",
+                ))
+        return out
+
+    # ----------------------------------------------------------------- resolving
+    def clip_files(self, name: str, quantized: bool = False) -> ClipFiles:
+        spec = get_spec(name)
+        if spec is not None and spec.role != "clip":
+            raise ModelError(f"{name} is a text model, not a CLIP model")
+        folder = self.folder(name, quantized)
+        man = download.read_manifest(folder)
+        if man is None or not download.is_installed(folder):
+            if quantized and self.is_installed(name):
+                raise ModelNotInstalledError(
+                    f"the int8 variant of {name} is not installed; run "
+                    f"'vector-studio models install {name} --quantized' or turn quantized off"
+                )
+            raise ModelNotInstalledError(_not_installed(name))
+        if man.get("role") != "clip":
+            raise ModelError(f"{name} is a text model, not a CLIP model")
+        files = man["files"]
+        return ClipFiles(
+            name=name,
+            vision=folder / files["vision"]["path"],
+            text=folder / files["text"]["path"],
+            tokenizer=folder / files["tokenizer"]["path"],
+            max_tokens=int(man.get("max_tokens") or (spec.max_tokens if spec else 77)),
+        )
+
+    def text_files(self, name: str, quantized: bool = False, tokenizer: str | None = None
+                   ) -> TextFiles:
+        if name.endswith(".onnx"):
+            path = self._bare_path(name)
+            if not path.is_file():
+                raise ModelNotInstalledError(
+                    f"custom text model {name} not found (looked for {path})"
+                )
+            tok = self._tokenizer_for_bare(path, tokenizer)
+            return TextFiles(name=name, model=path, tokenizer=tok, max_tokens=256)
+        spec = get_spec(name)
+        if spec is not None and spec.role != "text":
+            raise ModelError(f"{name} is a CLIP model, not a text model")
+        folder = self.folder(name, quantized)
+        man = download.read_manifest(folder)
+        if man is None or not download.is_installed(folder):
+            raise ModelNotInstalledError(_not_installed(name))
+        if man.get("role") != "text":
+            raise ModelError(f"{name} is a CLIP model, not a text model")
+        files = man["files"]
+        return TextFiles(
+            name=name,
+            model=folder / files["model"]["path"],
+            tokenizer=folder / files["tokenizer"]["path"],
+            max_tokens=int(man.get("max_tokens") or (spec.max_tokens if spec else 256)),
+            query_prefix=man.get("query_prefix", spec.query_prefix if spec else ""),
+            passage_prefix=man.get("passage_prefix", spec.passage_prefix if spec else ""),
+        )
+
+    def _tokenizer_for_bare(self, model: Path, tokenizer: str | None) -> Path:
+        if tokenizer:
+            p = self._bare_path(tokenizer)
+            if not p.is_file():
+                raise ModelError(f"tokenizer {tokenizer} not found (looked for {p})")
+            return p
+        beside = model.with_suffix(".tokenizer.json")
+        if beside.is_file():
+            return beside
+        if (model.parent / "tokenizer.json").is_file():
+            return model.parent / "tokenizer.json"
+        try:
+            return self.text_files(DEFAULT_TEXT_MODEL).tokenizer
+        except ModelNotInstalledError:
+            raise ModelError(
+                f"custom model {model.name} needs a tokenizer: install {DEFAULT_TEXT_MODEL} "
+                f"(its tokenizer is used by default), put tokenizer.json beside the model, or set "
+                f"embedding.text_tokenizer"
+            ) from None
+
+    # ----------------------------------------------------------------- install / remove
+    def install(self, name: str, *, quantized: bool = False, progress=None, cancel=None,
+                endpoint: str | None = None) -> Path:
+        spec = get_spec(name)
+        if spec is None:
+            raise ModelError(
+                f"unknown model {name}; known: {', '.join(s.name for s in CATALOG)}"
+            )
+        folder = self.folder(name, quantized)
+        return download.download_model(spec, folder, quantized=quantized, progress=progress,
+                                       cancel=cancel, endpoint=endpoint)
+
+    def delete(self, name: str) -> None:
+        folder = self.root / name
+        if name.endswith(".onnx"):
+            self._bare_path(name).unlink(missing_ok=True)
+            return
+        if not folder.exists():
+            raise ModelNotInstalledError(f"{name} is not installed")
+        # rename first so a crash mid-delete never leaves a half model that looks installed
+        trash = self.root / f".deleting-{name}-{os.getpid()}-{time.time_ns()}"
+        os.replace(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def verify(self, name: str, quantized: bool = False) -> list[str]:
+        """Problems with an installed model's files and a test inference (empty = fine)."""
+        if not self.is_installed(name, quantized):
+            return [_not_installed(name)]
+        problems: list[str] = []
+        if not name.endswith(".onnx"):
+            problems += download.verify_files(self.folder(name, quantized))
+        if problems:
+            return problems
+        try:
+            man = self.manifest(name, quantized) or {}
+            if name.endswith(".onnx") or man.get("role") == "text":
+                validate_text(self.text_files(name, quantized))
+            else:
+                validate_clip(self.clip_files(name, quantized))
+        except ModelError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def import_folder(self, source: Path, name: str, kind: Kind) -> dict:
+        """Copy a local model folder in, after validating it; refuse a bad one untouched."""
+        source = Path(source).expanduser()
+        if not name or any(c in name for c in "/\\:") or name.startswith("."):
+            raise ModelError(f"invalid model name {name!r}: use letters, digits, '-' and '_'")
+        if get_spec(name) is not None:
+            raise ModelError(f"{name} is a catalog model name; choose another name for the import")
+        if not source.is_dir():
+            raise ModelError(f"{source} is not a folder")
+        if kind == "clip":
+            needed = {"vision": "vision_model.onnx", "text": "text_model.onnx"}
+        elif kind == "text":
+            needed = {"model": "model.onnx"}
+        else:
+            raise ModelError(f"--kind must be clip or text, not {kind}")
+        found: dict[str, Path] = {}
+        missing = []
+        for part, filename in {**needed, "tokenizer": "tokenizer.json"}.items():
+            p = _find(source, filename)
+            if p is None:
+                missing.append(filename)
+            else:
+                found[part] = p
+        if missing:
+            raise ModelError(
+                f"{source} is not a {kind} model folder: missing {', '.join(missing)} "
+                f"(looked at the folder root and in onnx/)"
+            )
+        if kind == "clip":
+            dim = validate_clip(ClipFiles(name, found["vision"], found["text"], found["tokenizer"]))
+        else:
+            dim = validate_text(TextFiles(name, found["model"], found["tokenizer"]))
+        target = self.folder(name)
+        if target.exists():
+            raise ModelError(f"a model called {name} is already installed; delete it first")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=self.root))
+        try:
+            files = {}
+            for part, src in found.items():
+                rel = Path("onnx", src.name) if src.suffix == ".onnx" else Path(src.name)
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, staging / rel)
+                files[part] = {"path": rel.as_posix(), "size": src.stat().st_size,
+                               "sha256": sha256_file(staging / rel)}
+            manifest = {"name": name, "role": kind, "source": "import", "dim": dim,
+                        "imported_from": str(source), "files": files, "installed": time.time(),
+                        "max_tokens": 77 if kind == "clip" else 256}
+            atomic_write_json(staging / MANIFEST, manifest)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return manifest
+
+
+def _not_installed(name: str) -> str:
+    if get_spec(name) is not None:
+        return (f"model {name} is not installed; run 'vector-studio models install {name}' "
+                f"(needs internet) or import a folder with 'vector-studio models import'")
+    return f"model {name} is not installed or imported"
+
+
+_validate_lock = threading.Lock()
+
+
+def validate_clip(files: ClipFiles, runtime: RuntimeOptions = RuntimeOptions(threads=1)) -> int:
+    """Load both towers, run one inference each, check their dims agree; returns the dim."""
+    image = ClipImageEncoder(files.vision, runtime)
+    text = ClipTextEncoder(files.text, files.tokenizer, runtime, max_tokens=files.max_tokens)
+    s = image.image_size
+    img_vec = image.encode(np.zeros((2, 3, s, s), np.float32))
+    txt_vec = text.encode(["a chart", "test inference of the text tower"])
+    if img_vec.shape[0] != 2 or txt_vec.shape[0] != 2:
+        raise ModelError(f"{files.name}: the model does not accept a batch of 2 inputs")
+    if img_vec.shape[1] != txt_vec.shape[1]:
+        raise ModelError(
+            f"{files.name}: image tower outputs {img_vec.shape[1]}-d vectors but the text tower "
+            f"{txt_vec.shape[1]}-d; both towers must share one embedding space"
+        )
+    return int(img_vec.shape[1])
+
+
+def validate_text(files: TextFiles, runtime: RuntimeOptions = RuntimeOptions(threads=1)) -> int:
+    enc = TextEncoder(files.model, files.tokenizer, runtime, max_tokens=files.max_tokens)
+    vecs = enc.encode(["a test sentence", "gold price chart"])
+    if vecs.shape[0] != 2:
+        raise ModelError(f"{files.name}: the model does not accept a batch of 2 inputs")
+    return int(vecs.shape[1])
+
+
+def spec_or_none(name: str) -> ModelSpec | None:
+    return get_spec(name)
+
+
+ProgressFn = Callable[[object], None]

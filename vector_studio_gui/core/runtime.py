@@ -1,0 +1,130 @@
+"""ONNX Runtime sessions: execution providers, threads and a CPU fallback that never crashes.
+
+A GPU provider can be listed yet fail at session creation (missing CUDA libraries, wrong device
+id); the user then gets a warning and a working CPU session instead of an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from vector_studio_gui.core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+
+#: Providers users may ask for, with what they need; used to explain why one is unavailable.
+KNOWN_PROVIDERS: dict[str, str] = {
+    "CPUExecutionProvider": "always available",
+    "CUDAExecutionProvider": "needs an NVIDIA GPU and the onnxruntime-gpu package",
+    "TensorrtExecutionProvider": "needs TensorRT and the onnxruntime-gpu package",
+    "DmlExecutionProvider": "needs Windows and the onnxruntime-directml package",
+    "CoreMLExecutionProvider": "needs macOS",
+    "ROCMExecutionProvider": "needs an AMD GPU and onnxruntime-rocm",
+    "OpenVINOExecutionProvider": "needs onnxruntime-openvino",
+}
+
+_SHORT_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    name: str
+    available: bool
+    reason: str  # why it is unavailable, or what it is
+
+
+def normalize_provider(name: str) -> str:
+    """Accept 'cuda', 'CUDA', 'CUDAExecutionProvider'... and return the ORT name."""
+    return _SHORT_NAMES.get(name.strip().lower(), name.strip())
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+def provider_table() -> list[ProviderInfo]:
+    """Every known provider, whether this machine offers it and, if not, why."""
+    avail = set(available_providers())
+    names = list(dict.fromkeys([*KNOWN_PROVIDERS, *avail]))
+    out = []
+    for name in names:
+        if name == "AzureExecutionProvider":
+            continue
+        ok = name in avail
+        reason = "available" if ok else f"not available: {KNOWN_PROVIDERS.get(name, 'not built in')}"
+        out.append(ProviderInfo(name, ok, reason))
+    return out
+
+
+def default_threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def create_session(
+    path: Path,
+    *,
+    provider: str = CPU,
+    device_id: int = 0,
+    threads: int = 0,
+    warn: Callable[[str], None] | None = None,
+) -> ort.InferenceSession:
+    """An inference session on ``provider`` or, failing that, on the CPU with a warning."""
+    provider = normalize_provider(provider)
+    opts = ort.SessionOptions()
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # ORT's own warnings go to stderr unfiltered; we report ours
+
+    def _warn(msg: str) -> None:
+        log.warning(msg)
+        if warn:
+            warn(msg)
+
+    providers: list = [CPU]
+    if provider != CPU:
+        if provider in available_providers():
+            providers = [(provider, {"device_id": str(device_id)}), CPU]
+        else:
+            why = KNOWN_PROVIDERS.get(provider, "not offered by this ONNX Runtime build")
+            _warn(f"{provider} is not available ({why}); using the CPU instead")
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        if providers[0] == CPU:
+            raise ModelError(f"cannot load model {path.name}: {_first_line(exc)}") from exc
+        _warn(f"{provider} failed to start ({_first_line(exc)}); using the CPU instead")
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=[CPU])
+        except Exception as exc2:
+            raise ModelError(f"cannot load model {path.name}: {_first_line(exc2)}") from exc2
+    if provider != CPU and session.get_providers()[0] != provider and providers[0] != CPU:
+        _warn(f"{provider} could not run {path.name}; using the CPU instead")
+    return session
+
+
+def active_provider(session: ort.InferenceSession) -> str:
+    return session.get_providers()[0]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
