@@ -119,8 +119,9 @@ class Library:
         self._lock.acquire()
         try:
             self._writer = self._connect(write=True)
+            # executescript commits on its own; the schema is idempotent (IF NOT EXISTS)
+            self._writer.executescript(_SCHEMA)
             with self.transaction() as db:
-                db.executescript(_SCHEMA)
                 db.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
                     (str(SCHEMA_VERSION),),
