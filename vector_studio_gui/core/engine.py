@@ -261,7 +261,7 @@ class Engine:
         ing = Ingestor(self.library, idx, space, factory,
                        batch_size=self.settings.embedding.batch_size,
                        thumb_size=self.settings.library.thumbnail_size,
-                       image_size=spec.image_size if spec else self._image_size_probe())
+                       image_size=spec.image_size if spec else self._image_size_probe)
         return ing.run([os.fspath(p) for p in paths], progress=progress, cancel=cancel,
                        on_batch=on_batch)
 
@@ -541,8 +541,7 @@ class Engine:
                     progress(IngestProgress(done, len(todo), last, rate,
                                             (len(todo) - done) / rate if rate else None,
                                             encoded, len(missing)))
-            if not cancel.is_set():
-                flush()
+            flush()  # also on cancel: what was read is kept, nothing is thrown away
         finally:
             idx.save()
         complete = not cancel.is_set()

@@ -67,7 +67,7 @@ def read_file(path: str) -> bytes:
 class Ingestor:
     def __init__(self, library: Library, index: VectorIndex, space: str,
                  encoder_factory: Callable[[], object], *, batch_size: int = 8,
-                 thumb_size: int = 256, image_size: int = 224,
+                 thumb_size: int = 256, image_size: int | Callable[[], int] = 224,
                  loaders: int | None = None) -> None:
         self.library = library
         self.index = index
@@ -205,6 +205,8 @@ class Ingestor:
                 work.append(path)
         tick("")
 
+        if work and callable(self.image_size):
+            self.image_size = self.image_size()  # only now: unchanged files load no model
         pool = ThreadPoolExecutor(max_workers=self.loaders, thread_name_prefix="vs-loader")
         window: deque[Future] = deque()
         it = iter(work)
@@ -239,8 +241,8 @@ class Ingestor:
                         flush()
                 done += 1
                 tick(job.path)
-            if not cancel.is_set():
-                flush()
+            flush()  # on cancel too: images already decoded are kept, not thrown away
+            tick("")  # the final figures, after the last batch is committed
             report.cancelled = cancel.is_set()
         finally:
             for f in window:
