@@ -26,25 +26,41 @@ class UsageError(Exception):
     pass
 
 
-def _parser() -> argparse.ArgumentParser:
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """Global options, accepted before or after the command.
+
+    The copy attached to subcommands uses SUPPRESS defaults, so an option given before the
+    command is not overwritten by the subcommand's default.
+    """
+    kw = {"default": argparse.SUPPRESS} if suppress else {}
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("global options")
-    g.add_argument("--library", metavar="DIR", help="library folder (default: the user data dir)")
-    g.add_argument("--models-dir", metavar="DIR", help="models folder (default: the cache dir)")
-    g.add_argument("--config", metavar="FILE", help="settings file (JSON)")
-    g.add_argument("--clip-model", metavar="NAME", help="CLIP model for images and queries")
-    g.add_argument("--text-model", metavar="NAME", help="text model for notes")
-    g.add_argument("--provider", metavar="NAME", help="ONNX Runtime execution provider")
-    g.add_argument("--device-id", type=int, metavar="N", help="GPU device id")
-    g.add_argument("--threads", type=int, metavar="N", help="inference threads (0 = all cores)")
-    g.add_argument("--quantized", action="store_true", default=None,
-                   help="use the int8 variant of catalog models")
-    g.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    g.add_argument("--library", metavar="DIR", help="library folder (default: the user data dir)",
+                   **kw)
+    g.add_argument("--models-dir", metavar="DIR", help="models folder (default: the cache dir)",
+                   **kw)
+    g.add_argument("--config", metavar="FILE", help="settings file (JSON)", **kw)
+    g.add_argument("--clip-model", metavar="NAME", help="CLIP model for images and queries", **kw)
+    g.add_argument("--text-model", metavar="NAME", help="text model for notes", **kw)
+    g.add_argument("--provider", metavar="NAME", help="ONNX Runtime execution provider", **kw)
+    g.add_argument("--device-id", type=int, metavar="N", help="GPU device id", **kw)
+    g.add_argument("--threads", type=int, metavar="N", help="inference threads (0 = all cores)",
+                   **kw)
+    g.add_argument("--quantized", action="store_true", help="use the int8 variant of catalog models",
+                   **({"default": argparse.SUPPRESS} if suppress else {"default": None}))
+    g.add_argument("-v", "--verbose", action="store_true", help="log details to stderr",
+                   **({"default": argparse.SUPPRESS} if suppress else {}))
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = _global_options(suppress=False)
+    common = _global_options(suppress=True)
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
     p = argparse.ArgumentParser(
-        prog="vector-studio", parents=[common],
+        prog="vector-studio", parents=[top],
         description="Visual semantic search over chart images. With no command, starts the app.",
     )
     p.add_argument("--version", action="version", version=f"vector-studio {__version__}")
@@ -203,6 +219,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     }
     lines = [report.summary() + f" in {report.took_s:.1f}s ({report.images_per_s:.1f} images/s)"]
     lines += [f"  skipped {f.path}: {f.error}" for f in report.failed]
+    if not (report.added or report.unchanged or report.duplicates or report.failed):
+        raise VectorStudioError(
+            "no images found in " + ", ".join(map(str, args.paths))
+            + " (supported: PNG, JPEG, WebP, BMP, GIF, TIFF)"
+        )
     _emit(args, data, "\n".join(lines))
     if report.added == 0 and report.failed and not (report.unchanged or report.duplicates):
         return EXIT_FAIL
