@@ -43,6 +43,16 @@ _SHORT_NAMES = {
 }
 
 
+#: Providers whose options include ``device_id`` (CoreML, OpenVINO... reject unknown options).
+_TAKES_DEVICE_ID = frozenset({
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "DmlExecutionProvider",
+    "ROCMExecutionProvider",
+    "MIGraphXExecutionProvider",
+})
+
+
 @dataclass(frozen=True)
 class ProviderInfo:
     name: str
@@ -51,8 +61,14 @@ class ProviderInfo:
 
 
 def normalize_provider(name: str) -> str:
-    """Accept 'cuda', 'CUDA', 'CUDAExecutionProvider'... and return the ORT name."""
-    return _SHORT_NAMES.get(name.strip().lower(), name.strip())
+    """Accept 'cuda', 'CUDA', 'cudaexecutionprovider', 'CUDAExecutionProvider'... -> ORT name."""
+    key = name.strip().lower()
+    if key in _SHORT_NAMES:
+        return _SHORT_NAMES[key]
+    for full in (*KNOWN_PROVIDERS, *available_providers()):
+        if full.lower() == key:
+            return full
+    return name.strip()
 
 
 def available_providers() -> list[str]:
@@ -102,7 +118,12 @@ def create_session(
     providers: list = [CPU]
     if provider != CPU:
         if provider in available_providers():
-            providers = [(provider, {"device_id": str(device_id)}), CPU]
+            options = {"device_id": str(device_id)} if provider in _TAKES_DEVICE_ID else {}
+            providers = [(provider, options), CPU]
+            if provider == "DmlExecutionProvider":
+                # DirectML supports neither memory patterns nor parallel execution
+                opts.enable_mem_pattern = False
+                opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         else:
             why = KNOWN_PROVIDERS.get(provider, "not offered by this ONNX Runtime build")
             _warn(f"{provider} is not available ({why}); using the CPU instead")
@@ -111,12 +132,15 @@ def create_session(
     except Exception as exc:
         if providers[0] == CPU:
             raise ModelError(f"cannot load model {path.name}: {_first_line(exc)}") from exc
-        _warn(f"{provider} failed to start ({_first_line(exc)}); using the CPU instead")
         try:
             session = ort.InferenceSession(str(path), sess_options=opts, providers=[CPU])
         except Exception as exc2:
             raise ModelError(f"cannot load model {path.name}: {_first_line(exc2)}") from exc2
-    if provider != CPU and session.get_providers()[0] != provider and providers[0] != CPU:
+        _warn(f"{provider} failed to start for {path.name} ({_first_line(exc)}); "
+              f"using the CPU instead")
+        return session
+    if providers[0] != CPU and session.get_providers()[0] != provider:
+        # ORT logs a GPU provider that cannot start and quietly runs on the CPU
         _warn(f"{provider} could not run {path.name}; using the CPU instead")
     return session
 
