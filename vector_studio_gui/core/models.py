@@ -9,7 +9,9 @@ resolved relative to the models dir.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -39,6 +41,10 @@ from vector_studio_gui.core.fsutil import atomic_write_json, sha256_file
 
 MANIFEST = "manifest.json"
 Kind = Literal["clip", "text"]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: texts used for the test inference; the long one checks the model takes max_tokens tokens
+_PROBE_TEXTS = ("a chart", "test inference of the text tower")
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ class ModelStore:
             ))
         if self.root.is_dir():
             for sub in sorted(self.root.iterdir()):
-                if sub.name in {s.name for s in CATALOG} or not sub.is_dir():
+                if sub.name in {s.name for s in CATALOG} or not sub.is_dir() or _hidden(sub.name):
                     continue
                 man = download.read_manifest(sub)
                 if man and man.get("source") == "import":
@@ -134,8 +140,8 @@ class ModelStore:
                     ))
             for f in sorted(self.root.rglob("*.onnx")):
                 rel = f.relative_to(self.root)
-                if rel.parts[0] in {s.name for s in CATALOG} or (self.root / rel.parts[0] / MANIFEST
-                                                                 ).exists():
+                if rel.parts[0] in {s.name for s in CATALOG} or any(map(_hidden, rel.parts)) or (
+                        self.root / rel.parts[0] / MANIFEST).exists() or not f.is_file():
                     continue
                 out.append(ModelInfo(
                     name=rel.as_posix(), role="text", installed=True, source="file", dim=None,
@@ -152,11 +158,7 @@ class ModelStore:
         folder = self.folder(name, quantized)
         man = download.read_manifest(folder)
         if man is None or not download.is_installed(folder):
-            if quantized and self.is_installed(name):
-                raise ModelNotInstalledError(
-                    f"the int8 variant of {name} is not installed; run "
-                    f"'vector-studio models install {name} --quantized' or turn quantized off"
-                )
+            self._raise_missing_variant(name, quantized)
             raise ModelNotInstalledError(_not_installed(name))
         if man.get("role") != "clip":
             raise ModelError(f"{name} is a text model, not a CLIP model")
@@ -185,6 +187,7 @@ class ModelStore:
         folder = self.folder(name, quantized)
         man = download.read_manifest(folder)
         if man is None or not download.is_installed(folder):
+            self._raise_missing_variant(name, quantized)
             raise ModelNotInstalledError(_not_installed(name))
         if man.get("role") != "text":
             raise ModelError(f"{name} is a CLIP model, not a text model")
@@ -198,6 +201,20 @@ class ModelStore:
             passage_prefix=man.get("passage_prefix", spec.passage_prefix if spec else ""),
         )
 
+    def _raise_missing_variant(self, name: str, quantized: bool) -> None:
+        """A clear message when the int8 variant is asked for but only fp32 is there."""
+        if not quantized or not self.is_installed(name):
+            return
+        if get_spec(name) is None:
+            raise ModelNotInstalledError(
+                f"{name} is an imported model and has no int8 variant; turn quantized off "
+                f"(or import an int8 copy under another name)"
+            )
+        raise ModelNotInstalledError(
+            f"the int8 variant of {name} is not installed (only the fp32 one is); run "
+            f"'vector-studio models install {name} --quantized' or turn quantized off"
+        )
+
     def _tokenizer_for_bare(self, model: Path, tokenizer: str | None) -> Path:
         if tokenizer:
             p = self._bare_path(tokenizer)
@@ -209,14 +226,18 @@ class ModelStore:
             return beside
         if (model.parent / "tokenizer.json").is_file():
             return model.parent / "tokenizer.json"
-        try:
-            return self.text_files(DEFAULT_TEXT_MODEL).tokenizer
-        except ModelNotInstalledError:
-            raise ModelError(
-                f"custom model {model.name} needs a tokenizer: install {DEFAULT_TEXT_MODEL} "
-                f"(its tokenizer is used by default), put tokenizer.json beside the model, or set "
-                f"embedding.text_tokenizer"
-            ) from None
+        for quantized in (False, True):
+            try:
+                return self.text_files(DEFAULT_TEXT_MODEL, quantized).tokenizer
+            except ModelError:
+                continue
+        raise ModelError(
+            f"custom model {model.name} needs a tokenizer: the default text model "
+            f"{DEFAULT_TEXT_MODEL} (whose tokenizer is used unless one is given) is not "
+            f"installed. Run 'vector-studio models install {DEFAULT_TEXT_MODEL}', put a "
+            f"tokenizer.json beside the model (or {beside.name}), or set "
+            f"embedding.text_tokenizer in the settings"
+        )
 
     # ----------------------------------------------------------------- install / remove
     def install(self, name: str, *, quantized: bool = False, progress=None, cancel=None,
@@ -231,11 +252,19 @@ class ModelStore:
                                        cancel=cancel, endpoint=endpoint)
 
     def delete(self, name: str) -> None:
-        folder = self.root / name
         if name.endswith(".onnx"):
-            self._bare_path(name).unlink(missing_ok=True)
+            path = self._bare_path(name)
+            if not _inside(path, self.root):
+                raise ModelError(f"{name} is not in the models folder {self.root}; delete it "
+                                 f"yourself if you mean to")
+            if not path.is_file():
+                raise ModelNotInstalledError(f"{name} is not in {self.root}")
+            path.unlink()
             return
-        if not folder.exists():
+        if not _NAME_RE.fullmatch(name) or name.endswith(".onnx"):
+            raise ModelError(f"invalid model name {name!r}")
+        folder = self.root / name
+        if not folder.is_dir():
             raise ModelNotInstalledError(f"{name} is not installed")
         # rename first so a crash mid-delete never leaves a half model that looks installed
         trash = self.root / f".deleting-{name}-{os.getpid()}-{time.time_ns()}"
@@ -244,11 +273,20 @@ class ModelStore:
 
     def verify(self, name: str, quantized: bool = False) -> list[str]:
         """Problems with an installed model's files and a test inference (empty = fine)."""
-        if not self.is_installed(name, quantized):
-            return [_not_installed(name)]
         problems: list[str] = []
-        if not name.endswith(".onnx"):
-            problems += download.verify_files(self.folder(name, quantized))
+        if name.endswith(".onnx"):
+            if not self.is_installed(name):
+                return [f"custom model {name} not found (looked for {self._bare_path(name)})"]
+        else:
+            folder = self.folder(name, quantized)
+            if self.manifest(name, quantized) is None:
+                try:
+                    self._raise_missing_variant(name, quantized)
+                except ModelError as exc:
+                    return [str(exc)]
+                return [_not_installed(name)]
+            # size and sha256 of every file: a truncated or corrupted file is named
+            problems += download.verify_files(folder)
         if problems:
             return problems
         try:
@@ -264,10 +302,16 @@ class ModelStore:
     def import_folder(self, source: Path, name: str, kind: Kind) -> dict:
         """Copy a local model folder in, after validating it; refuse a bad one untouched."""
         source = Path(source).expanduser()
-        if not name or any(c in name for c in "/\\:") or name.startswith("."):
-            raise ModelError(f"invalid model name {name!r}: use letters, digits, '-' and '_'")
+        if not _NAME_RE.fullmatch(name or "") or name.lower().endswith(".onnx"):
+            raise ModelError(
+                f"invalid model name {name!r}: use up to 64 letters, digits, '.', '-' and '_' "
+                f"(no '/', '\\' or spaces, not starting with '.', not ending in .onnx)"
+            )
         if get_spec(name) is not None:
             raise ModelError(f"{name} is a catalog model name; choose another name for the import")
+        if self.folder(name).exists():
+            raise ModelError(f"a model called {name} is already installed; delete it first "
+                             f"('vector-studio models delete {name}') or choose another name")
         if not source.is_dir():
             raise ModelError(f"{source} is not a folder")
         if kind == "clip":
@@ -289,10 +333,13 @@ class ModelStore:
                 f"{source} is not a {kind} model folder: missing {', '.join(missing)} "
                 f"(looked at the folder root and in onnx/)"
             )
+        max_tokens = _tokenizer_max_length(found["tokenizer"]) or (77 if kind == "clip" else 256)
         if kind == "clip":
-            dim = validate_clip(ClipFiles(name, found["vision"], found["text"], found["tokenizer"]))
+            max_tokens = min(max_tokens, 77)
+            dim = validate_clip(ClipFiles(name, found["vision"], found["text"], found["tokenizer"],
+                                          max_tokens))
         else:
-            dim = validate_text(TextFiles(name, found["model"], found["tokenizer"]))
+            dim = validate_text(TextFiles(name, found["model"], found["tokenizer"], max_tokens))
         target = self.folder(name)
         if target.exists():
             raise ModelError(f"a model called {name} is already installed; delete it first")
@@ -308,13 +355,36 @@ class ModelStore:
                                "sha256": sha256_file(staging / rel)}
             manifest = {"name": name, "role": kind, "source": "import", "dim": dim,
                         "imported_from": str(source), "files": files, "installed": time.time(),
-                        "max_tokens": 77 if kind == "clip" else 256}
+                        "max_tokens": max_tokens}
             atomic_write_json(staging / MANIFEST, manifest)
             os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return manifest
+
+
+def _hidden(name: str) -> bool:
+    """Staging (.import-*), trash (.deleting-*) and partial-download folders."""
+    return name.startswith(".")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _tokenizer_max_length(path: Path) -> int | None:
+    """The truncation length a tokenizer.json asks for (MiniLM's: 128), if any."""
+    try:
+        trunc = json.loads(path.read_text(encoding="utf-8")).get("truncation") or {}
+        value = int(trunc.get("max_length") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return value if value > 0 else None
 
 
 def _not_installed(name: str) -> str:
@@ -333,7 +403,8 @@ def validate_clip(files: ClipFiles, runtime: RuntimeOptions = RuntimeOptions(thr
     text = ClipTextEncoder(files.text, files.tokenizer, runtime, max_tokens=files.max_tokens)
     s = image.image_size
     img_vec = image.encode(np.zeros((2, 3, s, s), np.float32))
-    txt_vec = text.encode(["a chart", "test inference of the text tower"])
+    txt_vec = text.encode(list(_PROBE_TEXTS))
+    _probe_long(text, files.name)
     if img_vec.shape[0] != 2 or txt_vec.shape[0] != 2:
         raise ModelError(f"{files.name}: the model does not accept a batch of 2 inputs")
     if img_vec.shape[1] != txt_vec.shape[1]:
@@ -346,10 +417,20 @@ def validate_clip(files: ClipFiles, runtime: RuntimeOptions = RuntimeOptions(thr
 
 def validate_text(files: TextFiles, runtime: RuntimeOptions = RuntimeOptions(threads=1)) -> int:
     enc = TextEncoder(files.model, files.tokenizer, runtime, max_tokens=files.max_tokens)
-    vecs = enc.encode(["a test sentence", "gold price chart"])
+    vecs = enc.encode(list(_PROBE_TEXTS))
     if vecs.shape[0] != 2:
         raise ModelError(f"{files.name}: the model does not accept a batch of 2 inputs")
+    _probe_long(enc, files.name)
     return int(vecs.shape[1])
+
+
+def _probe_long(enc: ClipTextEncoder | TextEncoder, name: str) -> None:
+    """A text of the full token limit must run too, or long notes would fail at search time."""
+    n = enc.tokenizer.max_tokens
+    try:
+        enc.encode(["chart " * (n + 8)])
+    except ModelError as exc:
+        raise ModelError(f"{name}: the model fails on a {n}-token input ({exc})") from exc
 
 
 def spec_or_none(name: str) -> ModelSpec | None:
