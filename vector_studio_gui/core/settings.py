@@ -62,12 +62,23 @@ class Settings:
     ocr: OcrSettings = field(default_factory=OcrSettings)
     gui: GuiSettings = field(default_factory=GuiSettings)
     models_dir: str | None = None
+    #: keys this version does not know, kept so a save never loses them: top level...
     _extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: ... and per section ({"embedding": {"pooling": "cls"}})
+    _section_extra: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False,
+                                                      compare=False)
 
     def problems(self) -> list[str]:
         """Human-readable reasons this configuration cannot work (empty when fine)."""
         e = self.embedding
         out = []
+        if not e.clip_model.strip():
+            out.append("embedding.clip_model must name a CLIP model")
+        if not e.text_model.strip():
+            out.append("embedding.text_model must name a text model")
+        if not e.execution_provider.strip():
+            out.append("embedding.execution_provider must name a provider (e.g. "
+                       "CPUExecutionProvider)")
         if e.threads < 0:
             out.append("embedding.threads must be 0 (automatic) or a positive number")
         if not 1 <= e.batch_size <= 256:
@@ -88,7 +99,10 @@ class Settings:
             if f.name.startswith("_"):
                 continue
             value = getattr(self, f.name)
-            data[f.name] = asdict(value) if hasattr(value, "__dataclass_fields__") else value
+            if hasattr(value, "__dataclass_fields__"):
+                data[f.name] = {**self._section_extra.get(f.name, {}), **asdict(value)}
+            else:
+                data[f.name] = value
         return data
 
     @classmethod
@@ -96,18 +110,23 @@ class Settings:
         if not isinstance(data, dict):
             raise VectorStudioError("settings file must hold a JSON object")
         s = cls()
-        known = {f.name for f in fields(cls) if not f.name.startswith("_")}
+        known = {f.name: f for f in fields(cls) if not f.name.startswith("_")}
         s._extra = {k: v for k, v in data.items() if k not in known}
-        for name in known:
+        for name, f in known.items():
             if name not in data:
                 continue
             current = getattr(s, name)
             if hasattr(current, "__dataclass_fields__"):
                 section = data[name]
                 if not isinstance(section, dict):
-                    raise VectorStudioError(f"settings: '{name}' must be an object")
-                _fill(current, section, name)
+                    raise VectorStudioError(
+                        f"settings: '{name}' must be an object, not {_json_type(section)}"
+                    )
+                extra = _fill(current, section, name)
+                if extra:
+                    s._section_extra[name] = extra
             else:
+                _check_type(data[name], str(f.type), name)
                 setattr(s, name, data[name])
         return s
 
@@ -120,12 +139,15 @@ class Settings:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise VectorStudioError(f"cannot read settings file {path}: {exc}") from exc
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except VectorStudioError as exc:
+            raise VectorStudioError(f"{path}: {exc}") from exc
 
     def save(self, path: Path) -> None:
         """Write atomically so a crash never leaves a half-written settings file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -138,26 +160,58 @@ class Settings:
             raise
 
 
-def _fill(target: Any, values: dict[str, Any], section: str) -> None:
-    types = {f.name: f.type for f in fields(target)}
+def _fill(target: Any, values: dict[str, Any], section: str) -> dict[str, Any]:
+    """Set the known keys of ``values`` on ``target`` (type-checked); return the unknown ones
+    (keys from newer versions or from the guide that we do not use) so they can be kept."""
+    types = {f.name: str(f.type) for f in fields(target)}
+    extra = {}
     for key, value in values.items():
         if key not in types:
-            continue  # tolerate keys from newer versions or the guide we do not use
-        expected = types[key]
-        if value is not None and not _type_ok(value, str(expected)):
-            raise VectorStudioError(
-                f"settings: {section}.{key} has the wrong type ({type(value).__name__})"
-            )
-        setattr(target, key, value)
+            extra[key] = value
+            continue
+        _check_type(value, types[key], f"{section}.{key}")
+    for key, value in values.items():
+        if key in types:
+            setattr(target, key, value)
+    return extra
 
 
-def _type_ok(value: Any, annotation: str) -> bool:
-    if "None" in annotation and value is None:
-        return True
-    if annotation.startswith("int"):
+_JSON_NAMES = {"int": "a whole number", "str": "a string", "bool": "true or false",
+               "None": "null", "float": "a number"}
+
+
+def _check_type(value: Any, annotation: str, key: str) -> None:
+    allowed = [part.strip() for part in annotation.split("|")]
+    if not any(_is(value, t) for t in allowed):
+        wanted = " or ".join(_JSON_NAMES.get(t, t) for t in allowed)
+        raise VectorStudioError(
+            f"settings: {key} must be {wanted}, not {_json_type(value)} ({json.dumps(value)})"
+        )
+
+
+def _is(value: Any, type_name: str) -> bool:
+    if type_name == "None":
+        return value is None
+    if type_name == "int":
         return isinstance(value, int) and not isinstance(value, bool)
-    if annotation.startswith("bool"):
+    if type_name == "bool":
         return isinstance(value, bool)
-    if annotation.startswith("str"):
+    if type_name == "str":
         return isinstance(value, str)
+    if type_name == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
     return True
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
