@@ -10,13 +10,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 
 from vector_studio_gui.core.errors import ModelError
 from vector_studio_gui.core.runtime import CPU, active_provider, create_session
 from vector_studio_gui.core.tokenization import BatchTokenizer
+
+if TYPE_CHECKING:  # onnxruntime is loaded through core.runtime (which sets its options first)
+    import onnxruntime as ort
 
 Warn = Callable[[str], None] | None
 

@@ -12,9 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnxruntime as ort
+# Recent official POSIX builds of ONNX Runtime (seen with 1.32) write a device id under
+# ~/.cache/Microsoft/DeveloperTools and upload a usage event when the library is first loaded,
+# unless told not to. A local, offline tool must neither touch the network nor write into the
+# user's folders on import, so opt out before onnxruntime is imported (an explicit setting by the
+# user wins). This module is the only one in the core that imports onnxruntime at load time.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from vector_studio_gui.core.errors import ModelError
+import onnxruntime as ort  # noqa: E402
+
+from vector_studio_gui.core.errors import ModelError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
