@@ -455,3 +455,31 @@ def test_unreadable_tokenizer_refused_naming_it(bert_dir, tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ModelError, match="tokenizer"):
         TextEncoder(bert_dir["model"], bad, RT)
+
+
+def test_model_exported_without_dynamic_axes_runs_in_its_fixed_batch(tmp_path, bert_dir):
+    """torch.onnx.export without dynamic_axes gives input_ids a fixed [1, 16] shape."""
+    import onnx
+
+    path = build_custom_text_onnx(tmp_path / "dynamic.onnx", dim=12)
+    model = onnx.load(str(path))
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        dims[0].dim_value = 1
+        if value.name == "input_ids":
+            dims[1].dim_value = 16
+    onnx.save(model, str(tmp_path / "fixed.onnx"))
+    dynamic = TextEncoder(path, bert_dir["tokenizer"], RT)
+    enc = TextEncoder(tmp_path / "fixed.onnx", bert_dir["tokenizer"], RT)
+    assert enc.fixed_length == 16
+    rec = record(enc)
+    texts = ["gold", "oil price", "copper rally " * 30]
+    out = enc.encode(texts)
+    assert [f["input_ids"].shape for f in rec.feeds] == [(1, 16)] * 3
+    assert out.shape == (3, 12) and unit_rows(out)
+    # the same texts, padded to 16 without a mask, through the dynamic copy
+    ids, _ = enc.tokenizer.encode(texts)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (raw,) = sess.run(None, {"input_ids": ids})
+    np.testing.assert_allclose(out, l2_normalize(raw), atol=1e-5)
+    assert dynamic.encode(["gold"]).shape == (1, 12)

@@ -227,6 +227,16 @@ class _TokenModel:
         return feeds
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        fb = _declared_int(self.model.inputs["input_ids"].shape[0])
+        if fb and ids.shape[0] != fb:
+            # exported without a dynamic batch axis: run in chunks of the declared size, the
+            # last one filled up with copies of its first row
+            parts = []
+            for start in range(0, ids.shape[0], fb):
+                n = min(fb, ids.shape[0] - start)
+                rows = np.r_[np.arange(start, start + n), np.full(fb - n, start)]
+                parts.append(self._run(ids[rows], mask[rows])[:n])
+            return np.concatenate(parts)
         (out,) = self.model.run([self.output], self._feeds(ids, mask))
         out = np.asarray(out, dtype=np.float32)
         if out.ndim == 3:  # hidden states: mean over the tokens the mask keeps
