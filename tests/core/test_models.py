@@ -148,7 +148,7 @@ def _refusal_cases(sources: dict[str, Path], tmp_path: Path):
     return {
         "missing tokenizer": (no_tok, "x", "clip", r"missing tokenizer\.json"),
         "non-ONNX file": (text_folder_with(tmp_path, sources["broken_not_onnx"], "n"), "x", "text",
-                          r"model\.onnx"),
+                          r"model\.onnx: it is not a valid ONNX file"),
         "wrong inputs": (text_folder_with(tmp_path, sources["broken_wrong_inputs"], "w"), "x",
                          "text", r"input_ids.*foo"),
         "4-D output": (text_folder_with(tmp_path, sources["broken_wrong_output_rank"], "r"), "x",

@@ -180,7 +180,7 @@ def test_encoder_with_unavailable_provider_still_encodes(toy_text):
 
 def test_cpu_session_of_a_bad_file_is_a_model_error_naming_it(tmp_path):
     bad = build_broken_models(tmp_path)["not_onnx"]
-    with pytest.raises(ModelError, match="not_onnx.onnx"):
+    with pytest.raises(ModelError, match=r"not_onnx\.onnx: it is not a valid ONNX file"):
         create_session(bad)
 
 
@@ -188,5 +188,12 @@ def test_gpu_fallback_of_a_bad_file_is_still_a_model_error(tmp_path, monkeypatch
     bad = build_broken_models(tmp_path)["not_onnx"]
     monkeypatch.setattr(runtime, "available_providers", lambda: ["CUDAExecutionProvider", CPU])
     warnings: list[str] = []
-    with pytest.raises(ModelError, match="not_onnx.onnx"):
+    with pytest.raises(ModelError, match=r"not_onnx\.onnx: it is not a valid ONNX file"):
         create_session(bad, provider="cuda", warn=warnings.append)
+
+
+def test_empty_file_is_not_a_valid_onnx_file(tmp_path):
+    empty = tmp_path / "model.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match=r"model\.onnx: it is not a valid ONNX file"):
+        create_session(empty)

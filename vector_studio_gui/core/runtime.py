@@ -138,11 +138,11 @@ def create_session(
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:
         if providers[0] == CPU:
-            raise ModelError(f"cannot load model {path.name}: {_first_line(exc)}") from exc
+            raise ModelError(_load_error(path, exc)) from exc
         try:
             session = ort.InferenceSession(str(path), sess_options=opts, providers=[CPU])
         except Exception as exc2:
-            raise ModelError(f"cannot load model {path.name}: {_first_line(exc2)}") from exc2
+            raise ModelError(_load_error(path, exc2)) from exc2
         _warn(f"{provider} failed to start for {path.name} ({_first_line(exc)}); "
               f"using the CPU instead")
         return session
@@ -154,6 +154,13 @@ def create_session(
 
 def active_provider(session: ort.InferenceSession) -> str:
     return session.get_providers()[0]
+
+
+def _load_error(path: Path, exc: BaseException) -> str:
+    detail = _first_line(exc)
+    if "INVALID_PROTOBUF" in detail or "No graph was found" in detail:
+        return f"cannot load model {path.name}: it is not a valid ONNX file ({detail})"
+    return f"cannot load model {path.name}: {detail}"
 
 
 def _first_line(exc: BaseException) -> str:
