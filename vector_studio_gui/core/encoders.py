@@ -194,6 +194,8 @@ class _TokenModel:
     output: str
     projection: np.ndarray | None
     _dim: int | None
+    #: the graph takes no attention_mask, so padding would be read as text
+    _mask_free: bool = False
 
     @property
     def provider(self) -> str:
@@ -266,8 +268,6 @@ class _TokenModel:
     def _padding_leaks(self, mask: np.ndarray) -> bool:
         return (self._mask_free and self.tokenizer.fixed_length is None
                 and mask.shape[0] > 1 and not bool(mask.all()))
-
-    _mask_free = False
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalised (batch, dim) embeddings of ``texts``."""
