@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before any test module imports onnxruntime
 # Qt must never need a display in tests; set before anything imports PySide6.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Never let a test reach the real hub, even by accident.
@@ -73,6 +74,8 @@ def settings(models_dir: Path, tmp_path: Path):
     s.embedding.batch_size = 4
     s.models_dir = str(models_dir)
     s.library.path = str(tmp_path / "library")
+    # OCR (~0.4 s a chart) only where a test is about chart text: those switch it on
+    s.ocr.enabled = False
     return s
 
 
