@@ -1,0 +1,301 @@
+"""The thumbnail grid: an icon-mode QListView with a delegate painting tile, score and file name.
+
+The view is virtualised (uniform item sizes, batched layout), drags tiles out as file URLs,
+accepts dropped files and folders (emitting ``filesDropped``) and, while the model is empty,
+paints a large hint in the middle ("Drop chart images or folders here").
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QFont,
+    QFontMetrics,
+    QKeyEvent,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from vector_studio_gui.gui.results_model import THUMB_SIZE, ResultsModel
+
+DROP_HINT = "Drop chart images or folders here"
+DROP_SUBHINT = "or use File \u25b8 Add files\u2026 (Ctrl+O) and Add folder\u2026"
+PAD = 8
+
+
+def local_paths(mime) -> list[str]:
+    """Local file paths in a drag's mime data (empty when it holds no local files)."""
+    if mime is None or not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+class TileDelegate(QStyledItemDelegate):
+    """Paints one tile: rounded card, thumbnail, score badge (searches only), elided file name."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.thumb = QSize(THUMB_SIZE)
+
+    def tile_size(self, option_font: QFont) -> QSize:
+        fm = QFontMetrics(option_font)
+        return QSize(self.thumb.width() + 2 * PAD,
+                     PAD + self.thumb.height() + 6 + fm.height() + PAD)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+                 ) -> QSize:  # noqa: N802
+        return self.tile_size(option.font)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        pal: QPalette = option.palette
+        rect = QRectF(option.rect).adjusted(1.5, 1.5, -1.5, -1.5)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hover = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        dark = pal.color(QPalette.ColorRole.Base).lightness() < 128
+
+        card = QPainterPath()
+        card.addRoundedRect(rect, 7, 7)
+        bg = QColor(pal.color(QPalette.ColorRole.Base))
+        bg = bg.lighter(135) if dark else bg.darker(104)
+        if selected:
+            hl = QColor(pal.color(QPalette.ColorRole.Highlight))
+            hl.setAlpha(70)
+            painter.fillPath(card, bg)
+            painter.fillPath(card, hl)
+        else:
+            painter.fillPath(card, bg)
+        border = QColor(pal.color(QPalette.ColorRole.Highlight)) if selected else QColor(
+            pal.color(QPalette.ColorRole.Text))
+        if not selected:
+            border.setAlpha(70 if hover else 28)
+        painter.setPen(QPen(border, 2.0 if selected else 1.0))
+        painter.drawPath(card)
+
+        # thumbnail, centred in its box
+        box = QRect(option.rect.x() + PAD, option.rect.y() + PAD, self.thumb.width(),
+                    self.thumb.height())
+        pix = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(pix, QPixmap) and not pix.isNull():
+            dpr = pix.devicePixelRatio() or 1.0
+            size = QSize(round(pix.width() / dpr), round(pix.height() / dpr))
+            size.scale(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(QPoint(0, 0), size)
+            target.moveCenter(box.center())
+            painter.drawPixmap(target, pix)
+            frame = QColor(pal.color(QPalette.ColorRole.Text))
+            frame.setAlpha(35)
+            painter.setPen(QPen(frame, 1.0))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(QRectF(target).adjusted(0.5, 0.5, -0.5, -0.5))
+
+        # score badge (search results only)
+        score = index.data(ResultsModel.ScoreRole)
+        if isinstance(score, float):
+            self._badge(painter, option, box, f"{score:.3f}", index.row() == 0)
+
+        # file name
+        name = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        fm = QFontMetrics(option.font)
+        text_rect = QRect(option.rect.x() + PAD, box.bottom() + 6, box.width(), fm.height())
+        painter.setFont(option.font)
+        painter.setPen(pal.color(QPalette.ColorRole.Text))
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
+                         fm.elidedText(name, Qt.TextElideMode.ElideMiddle, text_rect.width()))
+        painter.restore()
+
+    def _badge(self, painter: QPainter, option: QStyleOptionViewItem, box: QRect, text: str,
+               best: bool) -> None:
+        font = QFont(option.font)
+        font.setBold(True)
+        if font.pointSizeF() > 0:
+            font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+        fm = QFontMetrics(font)
+        w = fm.horizontalAdvance(text) + 12
+        h = fm.height() + 4
+        r = QRectF(box.right() - w - 3, box.top() + 4, w, h)
+        path = QPainterPath()
+        path.addRoundedRect(r, h / 2, h / 2)
+        colour = QColor(option.palette.color(QPalette.ColorRole.Highlight)) if best else QColor(
+            20, 24, 30)
+        colour.setAlpha(225 if best else 190)
+        painter.fillPath(path, colour)
+        painter.setFont(font)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+
+
+class ResultsView(QListView):
+    filesDropped = Signal(list)  # local paths dropped onto the grid
+    openRequested = Signal()  # Enter / double click on the current tile
+    deleteRequested = Signal()  # Delete key
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(256)
+        self.setSpacing(6)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setSelectionRectVisible(True)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalScrollBar().setSingleStep(24)
+        self.setMouseTracking(True)
+        self.setWordWrap(False)
+        self.setDragEnabled(True)
+        self.setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.setDropIndicatorShown(False)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setFrameShape(QListView.Shape.NoFrame)
+        self.delegate = TileDelegate(self)
+        self.setItemDelegate(self.delegate)
+        self.setIconSize(THUMB_SIZE)
+        self._sync_grid()
+        self.hint_title = DROP_HINT
+        self.hint_subtitle = DROP_SUBHINT
+        self.drop_highlight = False
+        self.doubleClicked.connect(lambda _idx: self.openRequested.emit())
+
+    def _sync_grid(self) -> None:
+        self.setGridSize(self.delegate.tile_size(self.font()) + QSize(6, 6))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._sync_grid()
+        super().changeEvent(event)
+
+    # ----------------------------------------------------------------- empty state
+    def set_hint(self, title: str, subtitle: str = "") -> None:
+        self.hint_title, self.hint_subtitle = title, subtitle
+        self.viewport().update()
+
+    def hint_visible(self) -> bool:
+        """True while the big centred hint is painted (no rows to show)."""
+        model = self.model()
+        return bool(self.hint_title) and (model is None or model.rowCount() == 0)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if not self.hint_visible() and not self.drop_highlight:
+            return
+        p = QPainter(self.viewport())
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        pal = self.palette()
+        area = QRectF(self.viewport().rect()).adjusted(24, 24, -24, -24)
+        accent = QColor(pal.color(QPalette.ColorRole.Highlight))
+        if self.drop_highlight:
+            fill = QColor(accent)
+            fill.setAlpha(30)
+            p.fillRect(area, fill)
+        if self.hint_visible():
+            pen = QPen(accent if self.drop_highlight else QColor(
+                pal.color(QPalette.ColorRole.PlaceholderText)), 2.0, Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            p.drawRoundedRect(area, 14, 14)
+            title = QFont(self.font())
+            title.setPointSizeF(max(self.font().pointSizeF(), 9.0) * 1.8)
+            title.setBold(True)
+            p.setFont(title)
+            p.setPen(pal.color(QPalette.ColorRole.Text))
+            fm = QFontMetrics(title)
+            mid = area.center().y()
+            p.drawText(QRectF(area.left(), mid - fm.height(), area.width(), fm.height()),
+                       Qt.AlignmentFlag.AlignCenter, self.hint_title)
+            if self.hint_subtitle:
+                p.setFont(self.font())
+                p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+                p.drawText(QRectF(area.left(), mid + 6, area.width(), fm.height()),
+                           Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                           self.hint_subtitle)
+        p.end()
+
+    # ----------------------------------------------------------------- keys
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
+            self.openRequested.emit()
+            event.accept()
+            return
+        if event.key() == Qt.Key.Key_Delete and self.selectionModel() is not None and (
+                self.selectionModel().hasSelection()):
+            self.deleteRequested.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    # ----------------------------------------------------------------- drops in, drags out
+    def _external_files(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
+        if event.source() is self:
+            return []  # a tile dragged out and back in: nothing to add
+        return local_paths(event.mimeData())
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if self._external_files(event):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+            self.drop_highlight = True
+            self.viewport().update()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        if self._external_files(event):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802
+        self.drop_highlight = False
+        self.viewport().update()
+        event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        self.drop_highlight = False
+        self.viewport().update()
+        paths = self._external_files(event)
+        if not paths:
+            event.ignore()
+            return
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        self.filesDropped.emit(paths)
+
+    def startDrag(self, supported: Qt.DropAction) -> None:  # noqa: N802
+        super().startDrag(Qt.DropAction.CopyAction)
