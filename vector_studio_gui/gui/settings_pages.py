@@ -153,7 +153,8 @@ class RuntimePage(OptionsPage):
         self.unavailable_label = QLabel("Not available on this computer:\n" + "\n".join(unavailable)
                                         if unavailable else "")
         self.unavailable_label.setObjectName("unavailableProviders")
-        self.unavailable_label.setWordWrap(True)
+        # short lines, no wrapping: a wrapped label nested in a form row gets too little height
+        self.unavailable_label.setWordWrap(False)
         self.unavailable_label.setEnabled(False)  # greyed: information, not a control
         self.unavailable_label.setVisible(bool(unavailable))
         self.provider_message = message_label()
