@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ingest", parents=[common, out], help="add images or folders")
     s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--print-commits", action="store_true",
+                   help='after each batch is saved, print {"committed": [{"id", "paths"}]} as '
+                        "one JSON line on stderr (for scripts that must know what is safe)")
 
     s = sub.add_parser("search", parents=[common, out], help="search by text, image or item")
     s.add_argument("text", nargs="?", metavar="TEXT")
@@ -211,8 +214,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     prog = _Progress()
     cancel = threading.Event()
     with _engine(args) as engine:
+
+        def committed(ids: list[int]) -> None:
+            paths = engine.library.primary_paths(ids)
+            line = json.dumps({"committed": [{"id": i, "paths": paths.get(i, [])} for i in ids]},
+                              ensure_ascii=False)
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
         try:
-            report = engine.ingest(args.paths, progress=prog.ingest, cancel=cancel)
+            report = engine.ingest(args.paths, progress=prog.ingest, cancel=cancel,
+                                   on_batch=committed if args.print_commits else None)
         finally:
             prog.end()
     data = {

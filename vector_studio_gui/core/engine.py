@@ -136,7 +136,7 @@ class Engine:
                 try:
                     if not self.library.read_only:
                         idx.save()
-                except OSError as exc:
+                except (OSError, LibraryError) as exc:
                     log.warning("could not save index %s: %s", idx.path, exc)
             self._indexes.clear()
         self.library.close()
@@ -229,7 +229,10 @@ class Engine:
                                 lambda ids: self.library.vectors(space, ids))
                 log.info("%s: %s", space, what)
                 if idx.rebuilt_reason and not self.library.read_only:
-                    idx.save()
+                    try:
+                        idx.save()
+                    except LibraryError as exc:  # the rebuilt index still works in memory
+                        self.warn(str(exc))
                 self._indexes[space] = idx
             return idx
 
@@ -575,10 +578,19 @@ class Engine:
             if idx is not None:
                 if idx.rebuilt_reason:
                     repaired.append(f"index rebuilt: {idx.rebuilt_reason}")
+                elif idx.caught_up:
+                    repaired.append("index was behind the database (+{} / -{} items); updated"
+                                    .format(*idx.caught_up))
                 db_ids = set(self.library.embedding_ids(space).tolist())
                 if idx.ids() != db_ids:
-                    problems.append("index and database disagree on which items exist")
-                ids = random.Random(0).sample(sorted(db_ids), min(sample, len(db_ids)))
+                    if repair:
+                        self.rebuild_index()
+                        repaired.append("index and database disagreed on which items exist; "
+                                        "rebuilt")
+                    else:
+                        problems.append("index and database disagree on which items exist")
+                both = sorted(db_ids & idx.ids())
+                ids = random.Random(0).sample(both, min(sample, len(both)))
                 if ids:
                     got = idx.get(ids)
                     want = np.concatenate([m for _, m in self.library.vectors(space, ids)])
@@ -591,12 +603,16 @@ class Engine:
                             repaired.append("index vectors differed from the database; rebuilt")
                         else:
                             problems.append("index vectors differ from the database")
+        if repair and not self.library.read_only:  # we hold the writer lock: nobody is saving
+            for leftover in sorted(self.library.index_dir.glob("*.tmp")):
+                leftover.unlink(missing_ok=True)
+                repaired.append(f"removed {leftover.name}, left by an interrupted index save")
         bad_thumbs = 0
         for iid in self.library.all_ids_newest_first():
             data = self.library.thumbnail(iid)
             try:
                 with Image.open(io.BytesIO(data or b"")) as im:
-                    im.verify()
+                    im.load()  # a full decode: verify() misses truncated JPEG data
             except Exception:
                 bad_thumbs += 1
         if bad_thumbs:

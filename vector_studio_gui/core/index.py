@@ -11,6 +11,7 @@ items, and exact by definition); the graph takes over above that.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,9 @@ from pathlib import Path
 
 import hnswlib
 import numpy as np
+
+from vector_studio_gui.core.crashpoints import crashpoint
+from vector_studio_gui.core.errors import LibraryError
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ class VectorIndex:
         self._exact: tuple[np.ndarray, np.ndarray] | None = None
         self.dirty = False
         self.rebuilt_reason: str | None = None
+        #: (added, removed) when open() found a stale index (saved before the last commits)
+        self.caught_up: tuple[int, int] | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def _new(self, capacity: int) -> hnswlib.Index:
@@ -83,11 +89,13 @@ class VectorIndex:
         Returns what happened, for logs and ``library check``.
         """
         with self._lock:
+            self.caught_up = None
             problem = self._load()
             if problem is None:
                 added, removed = self._reconcile(db_ids, fetch)
                 if added or removed:
                     self.dirty = True
+                    self.caught_up = (added, removed)
                     return f"index updated from the database (+{added} / -{removed})"
                 return "index loaded"
             self.rebuilt_reason = problem
@@ -230,26 +238,41 @@ class VectorIndex:
             if self._index is None or not self.dirty:
                 return
             tmp = self.path.with_suffix(".hnsw.tmp")
-            self._index.save_index(str(tmp))
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            stamp = {
-                "version": STAMP_VERSION,
-                "library_id": self.library_id,
-                "space": self.space,
-                "dim": self.dim,
-                "count": len(self._live),
-                "capacity": int(self._index.get_max_elements()),
-                "deleted": sorted(self._deleted),
-                "size": tmp.stat().st_size,
-                "crc32": _crc(tmp),
-            }
             stamp_tmp = self.stamp_path.with_suffix(".json.tmp")
-            with open(stamp_tmp, "w", encoding="utf-8") as fh:
-                json.dump(stamp, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            os.replace(stamp_tmp, self.stamp_path)
-            _fsync_dir(self.path.parent)
+            try:
+                self._write(tmp, stamp_tmp)
+            except (OSError, RuntimeError) as exc:  # hnswlib reports write errors as RuntimeError
+                for t in (tmp, stamp_tmp):
+                    with contextlib.suppress(OSError):
+                        t.unlink(missing_ok=True)
+                why = getattr(exc, "strerror", None) or str(exc)
+                raise LibraryError(
+                    f"cannot save the search index {self.path.name}: {why}; the library itself "
+                    f"is intact and the index is rebuilt from it when next opened"
+                ) from exc
             self.dirty = False
+
+    def _write(self, tmp: Path, stamp_tmp: Path) -> None:
+        self._index.save_index(str(tmp))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        crashpoint("index_written")
+        stamp = {
+            "version": STAMP_VERSION,
+            "library_id": self.library_id,
+            "space": self.space,
+            "dim": self.dim,
+            "count": len(self._live),
+            "capacity": int(self._index.get_max_elements()),
+            "deleted": sorted(self._deleted),
+            "size": tmp.stat().st_size,
+            "crc32": _crc(tmp),
+        }
+        with open(stamp_tmp, "w", encoding="utf-8") as fh:
+            json.dump(stamp, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        crashpoint("index_replaced")
+        os.replace(stamp_tmp, self.stamp_path)
+        _fsync_dir(self.path.parent)

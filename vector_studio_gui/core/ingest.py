@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vector_studio_gui.core.errors import ImageError, VectorStudioError
+from vector_studio_gui.core.errors import ImageError, LibraryError, VectorStudioError
 from vector_studio_gui.core.imaging import DecodedImage, load_image
 from vector_studio_gui.core.index import VectorIndex
 from vector_studio_gui.core.library import Library, NewItem
@@ -209,6 +209,7 @@ class Ingestor:
             self.image_size = self.image_size()  # only now: unchanged files load no model
         pool = ThreadPoolExecutor(max_workers=self.loaders, thread_name_prefix="vs-loader")
         window: deque[Future] = deque()
+        save_error: LibraryError | None = None
         it = iter(work)
         try:
             def top_up() -> None:
@@ -248,7 +249,12 @@ class Ingestor:
             for f in window:
                 f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-            self.index.save()
+            try:
+                self.index.save()
+            except LibraryError as exc:  # raised below, unless an earlier error is on its way
+                save_error = exc
+        if save_error is not None:
+            raise save_error
         report.took_s = time.perf_counter() - t0
         report.images_per_s = report.added / report.took_s if report.took_s > 0 else 0.0
         return report

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vector_studio_gui.core.crashpoints import crashpoint
 from vector_studio_gui.core.errors import LibraryError
 from vector_studio_gui.core.locking import WriterLock
 from vector_studio_gui.core.types import Item
@@ -196,17 +197,21 @@ class Library:
             raise LibraryError("the library is open read-only")
         with self._write_lock:
             db = self._writer
-            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise LibraryError(f"cannot write to the library: {_why(exc)}") from exc
             try:
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            try:
+                crashpoint("before_commit")
                 db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                db.execute("ROLLBACK")
-                raise LibraryError(f"cannot save to the library: {exc}") from exc
+            except BaseException as exc:
+                with suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full)
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise LibraryError(f"cannot save to the library: {_why(exc)}") from exc
+                raise
+            crashpoint("after_commit")
 
     def _scalar(self, sql: str, args: Sequence = ()) -> object:
         row = self._read.execute(sql, args).fetchone()
@@ -280,7 +285,7 @@ class Library:
         if not ids:
             return []
         found: dict[int, Item] = {}
-        for chunk in _chunks(list(ids), 500):
+        for chunk in _chunks([int(i) for i in ids], 500):
             marks = ",".join("?" * len(chunk))
             rows = self._read.execute(
                 f"SELECT id, hash, size, width, height, added, note FROM items WHERE id IN ({marks})",
@@ -345,7 +350,8 @@ class Library:
                     break
                 yield _to_arrays(rows, dim)
         else:
-            for part in _chunks(list(ids), 500):
+            # int(): sqlite3 binds numpy integers as BLOBs, which match no id at all
+            for part in _chunks([int(i) for i in ids], 500):
                 marks = ",".join("?" * len(part))
                 rows = self._read.execute(
                     f"SELECT item_id, vector FROM embeddings WHERE space=? AND source=? "
@@ -370,7 +376,7 @@ class Library:
 
     def primary_paths(self, ids: Sequence[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
-        for part in _chunks(list(ids), 500):
+        for part in _chunks([int(i) for i in ids], 500):
             marks = ",".join("?" * len(part))
             for iid, p in self._read.execute(
                 f"SELECT item_id, path FROM paths WHERE item_id IN ({marks}) ORDER BY rowid", part
@@ -510,6 +516,17 @@ class Library:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (key, value))
+
+
+def _why(exc: sqlite3.Error) -> str:
+    """The reason of a failed write, with what to do for the common ones."""
+    text = str(exc)
+    low = text.lower()
+    if "full" in low:
+        return f"{text} (the disk is full: free some space; nothing of this change was saved)"
+    if "readonly" in low or "read-only" in low:
+        return f"{text} (the library folder is read-only; nothing of this change was saved)"
+    return text
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:
