@@ -1,0 +1,148 @@
+"""Target 2: side by side with rclip on the same 240 charts, same machine, back to back.
+
+    .venv/bin/python benchmarks/bench_rclip.py [--runs 3] [--rclip-json FILE]
+
+1. our CLI (``python -m vector_studio_gui ingest``) on rclip's chart folder, fresh library per run;
+2. ``../shared/peers/rclip-bench/rclip_bench.sh`` (rclip 3.3.0, offline, random-weight ViT-B-32-256);
+3. our CLI again.
+Both sides are timed the same way as rclip's own harness: wall time of the whole command on the
+N-image folder minus the wall time on a 1-image folder (start-up and model load cancel out),
+images/s = (N - 1) / (t_N - t_1), median of the runs. Our figure is the median over the runs
+before and after rclip's, so drift on the shared machine affects both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import log, median, r  # noqa: E402
+
+PEER = Path(os.environ.get("VS_RCLIP_BENCH", common.ROOT.parent / "shared" / "peers" /
+                           "rclip-bench"))
+RCLIP_WORK = Path(os.environ.get("WORK", Path(os.environ.get("XDG_CACHE_HOME",
+                                                              Path.home() / ".cache")) / "rclip"))
+
+
+def run_ours(folder: Path, lib: Path, cfg: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one ``vector-studio ingest`` on a fresh library."""
+    shutil.rmtree(lib, ignore_errors=True)
+    env = dict(os.environ, VECTOR_STUDIO_CONFIG=str(cfg), HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "vector_studio_gui", "ingest", "--library", str(lib),
+           "--models-dir", str(common.MODELS_DIR), "--clip-model", common.CLIP_NAME,
+           "--json", str(folder)]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=common.ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    out, err = p.communicate()
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"ingest failed ({p.returncode}): {err.decode()[-2000:]}")
+    # communicate() reaped the child: use RUSAGE_CHILDREN's max as an upper bound
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, rss
+
+
+def ours(charts: Path, runs: int) -> dict:
+    common.ensure_models()
+    one = common.fresh_dir("rclip-one")
+    first = sorted(charts.glob("*.png"))[0]
+    shutil.copy2(first, one / first.name)
+    cfg = common.SCRATCH / "bench-settings.json"
+    n = len(list(charts.glob("*.png")))
+    run_ours(one, common.SCRATCH / "lib-warm", cfg)  # warm page cache for models and modules
+    for p in charts.iterdir():
+        p.read_bytes()
+    t1s, tns = [], []
+    rss = 0.0
+    for i in range(runs):
+        t1, _ = run_ours(one, common.SCRATCH / "lib-one", cfg)
+        tn, rss = run_ours(charts, common.SCRATCH / "lib-all", cfg)
+        t1s.append(t1)
+        tns.append(tn)
+        log(f"  ours run {i + 1}: 1 image {t1:.2f}s, {n} images {tn:.2f}s")
+    return {"n": n, "t1": t1s, "tn": tns, "peak_rss_mb_max_child": round(rss)}
+
+
+def rclip(runs: int) -> dict:
+    env = dict(os.environ, RUNS=str(runs), WORK=str(RCLIP_WORK))
+    log(f"running rclip: bash {PEER / 'rclip_bench.sh'} (WORK={RCLIP_WORK})")
+    p = subprocess.run(["bash", str(PEER / "rclip_bench.sh")], env=env, capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"rclip_bench.sh failed:\n{p.stderr[-3000:]}")
+    for line in p.stderr.splitlines():
+        if line.startswith("run "):
+            log("  rclip " + line)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rclip-json", help="reuse an rclip result instead of running it")
+    a = ap.parse_args()
+    charts = RCLIP_WORK / "charts"
+    if not charts.is_dir() and not a.rclip_json:
+        log("rclip charts missing: running rclip first to create them")
+    if a.rclip_json:
+        rc = json.loads(Path(a.rclip_json).read_text())
+        before = ours(charts, a.runs)
+        after = {"t1": [], "tn": []}
+    else:
+        if charts.is_dir():
+            before = ours(charts, a.runs)
+            rc = rclip(a.runs)
+        else:
+            rc = rclip(a.runs)
+            before = ours(charts, a.runs)
+        after = ours(charts, a.runs)
+    n = before["n"]
+    t1 = median(before["t1"] + after["t1"])
+    tn = median(before["tn"] + after["tn"])
+    ips = (n - 1) / (tn - t1)
+    per_run = [(n - 1) / (b - a_) for a_, b in zip(before["t1"] + after["t1"],
+                                                   before["tn"] + after["tn"], strict=True)]
+    ratio = ips / rc["images_per_s"]
+    res = {
+        "bench": "rclip",
+        "machine": common.machine(),
+        "images": n,
+        "ours_images_per_s": r(ips),
+        "ours_per_run_images_per_s": [r(x) for x in per_run],
+        "ours_wall_1_image_s": [r(x, 3) for x in before["t1"] + after["t1"]],
+        "ours_wall_all_s": [r(x, 3) for x in before["tn"] + after["tn"]],
+        "rclip_images_per_s": rc["images_per_s"],
+        "rclip_efficiency": rc.get("efficiency"),
+        "rclip_peak_rss_mb": rc.get("peak_rss_mb_all_images"),
+        "rclip_prep_ms": rc.get("prep_ms"),
+        "rclip_infer_ms": rc.get("infer_ms"),
+        "ratio": r(ratio, 3),
+        "target_ratio": 1.5,
+        "pass": ratio >= 1.5,
+        "rclip": rc,
+    }
+    rows = [("figure", "ours", "rclip"),
+            ("images/s (N-1)/(tN-t1)", f"{ips:.2f}", f"{rc['images_per_s']:.2f}"),
+            ("ratio (target >= 1.5)", f"{ratio:.2f} {'PASS' if res['pass'] else 'FAIL'}", ""),
+            ("wall 1 image s (median)", f"{t1:.2f}", str(rc.get("wall_all_images_s", ""))[:0]
+             + str(median(rc.get("wall_1_image_s", [0])))),
+            ("wall all images s (median)", f"{tn:.2f}", str(median(rc.get("wall_all_images_s",
+                                                                          [0])))),
+            ("rclip efficiency / prep ms / infer ms", "",
+             f"{rc.get('efficiency')} / {rc.get('prep_ms')} / {rc.get('infer_ms')}")]
+    common.emit(res, rows, "side by side with rclip (target 2)")
+
+
+if __name__ == "__main__":
+    main()
