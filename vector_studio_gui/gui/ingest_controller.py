@@ -7,6 +7,7 @@ controller is emitted on the GUI thread (batches arrive through the task's progr
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -44,7 +45,7 @@ def _reencode(ctx: TaskContext, engine, model: str, quantized: bool | None) -> d
 def format_eta(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    s = int(round(seconds))
+    s = max(1, math.ceil(seconds))
     if s < 60:
         return f"about {s} s left"
     m, s = divmod(s, 60)

@@ -55,7 +55,7 @@ from vector_studio_gui.gui.details_pane import PREVIEW_BOX, DetailsPane
 from vector_studio_gui.gui.ingest_controller import IngestController
 from vector_studio_gui.gui.lanes import Lane
 from vector_studio_gui.gui.message_bar import MessageBar
-from vector_studio_gui.gui.results_model import THUMB_SIZE, ResultsModel, load_thumbnails
+from vector_studio_gui.gui.results_model import LOAD_SIZE, ResultsModel, load_thumbnails
 from vector_studio_gui.gui.results_view import DROP_HINT, DROP_SUBHINT, ResultsView, local_paths
 from vector_studio_gui.gui.search_box import SearchBox
 from vector_studio_gui.gui.workers import TaskRunner
@@ -348,14 +348,19 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
         sb.setSizeGripEnabled(True)
+        self.results_label = QLabel("", self)
+        self.results_label.setContentsMargins(4, 0, 4, 0)
+        sb.addWidget(self.results_label)
         self.count_label = QLabel("", self)
         self.models_label = QLabel("", self)
         self.time_label = QLabel("", self)
         self.time_label.setToolTip("Time of the last query")
-        self.time_label.setMinimumWidth(self.time_label.fontMetrics().horizontalAdvance("000.0 ms"))
+        self.time_label.setMinimumWidth(
+            self.time_label.fontMetrics().horizontalAdvance("query 000.0 ms") + 20)
         sb.addPermanentWidget(self.ingest.progress_widget)
         sb.addPermanentWidget(self.ingest.summary_widget)
         for w in (self.count_label, self.models_label, self.time_label):
+            w.setContentsMargins(10, 0, 10, 0)
             sb.addPermanentWidget(w)
 
     def _apply_read_only(self) -> None:
@@ -413,7 +418,7 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
-        self.model.set_thumbnail_size(THUMB_SIZE, self.devicePixelRatioF())
+        self.model.set_thumbnail_size(LOAD_SIZE, self.devicePixelRatioF())
 
     # ----------------------------------------------------------------- queries
     def browse(self) -> None:
@@ -435,6 +440,7 @@ class MainWindow(QMainWindow):
         if not self.model.set_items(gen, items, more=len(items) >= PAGE):  # type: ignore[arg-type]
             return
         self._after_rows_shown(preserve=None)
+        self._describe_rows()
         if self._rebrowse:
             self._rebrowse = False
             self.browse()
@@ -503,12 +509,13 @@ class MainWindow(QMainWindow):
         if self._query_error_shown:  # the previous query failed; this one worked
             self.message_bar.hide()
             self._query_error_shown = False
-        self.time_label.setText(f"{resp.took_ms:.1f} ms")
+        self.time_label.setText(f"query {resp.took_ms:.1f} ms")
         self.time_label.setToolTip(f"Last query: {resp.took_ms:.1f} ms with {resp.model}")
         for w in resp.warnings:
             if w != "the library is empty":
                 self.statusBar().showMessage(w, 8000)
         self._after_rows_shown(preserve)
+        self._describe_rows()
         self._update_hint()
         self._update_models_label()
         self.searchShown.emit(resp)
@@ -517,6 +524,7 @@ class MainWindow(QMainWindow):
         if gen != self.model.generation or self._closed:
             return
         self.model.set_rows(gen, [])
+        self.results_label.setText("")
         self.view.set_hint("No results", "The query could not be run; see the message above")
         self._show_error(message, details, user)
         self._query_error_shown = True
@@ -551,6 +559,18 @@ class MainWindow(QMainWindow):
                                    sm.SelectionFlag.NoUpdate)
         self._current_changed()
         self._update_actions()
+
+    def _describe_rows(self) -> None:
+        """Left of the status bar: what the grid shows."""
+        n = self.model.rowCount()
+        if self._query is None:
+            text = "Library, newest first" if n else ""
+        else:
+            what = {"text": lambda q: f"“{q[1]}”", "image": lambda q: "the image",
+                    "similar": lambda q: os.path.basename(q[1].path)}[self._query[0]](self._query)
+            label = "similar to" if self._query[0] == "similar" else "for"
+            text = f"{n} result{'' if n == 1 else 's'} {label} {what}"
+        self.results_label.setText(text)
 
     def _update_hint(self) -> None:
         if self.model.rowCount() > 0:
@@ -817,8 +837,7 @@ class MainWindow(QMainWindow):
     def _on_ingest_finished(self, report: object) -> None:
         if self._closed or not isinstance(report, IngestReport):
             return
-        self.statusBar().showMessage(report.summary(), 8000)
-        self._refresh_status()
+        self._refresh_status()  # the summary itself is on the right of the status bar
         self._update_models_label()
         if self._query is not None:
             self._refresh_timer.stop()
@@ -1034,7 +1053,7 @@ class MainWindow(QMainWindow):
         self.search_lane = Lane("search", self)
         self.thumb_lane = Lane("thumbs", self)
         self.model.set_thumbnail_size(QSize(), self.model.dpr)
-        self.model.set_thumbnail_size(THUMB_SIZE, self.devicePixelRatioF())
+        self.model.set_thumbnail_size(LOAD_SIZE, self.devicePixelRatioF())
         self._apply_read_only()
         self._update_models_label()
         self._refresh_status()
@@ -1062,6 +1081,9 @@ class MainWindow(QMainWindow):
         """Cancel and join every worker, then close the engine (which saves the index)."""
         if self._closed:
             return
+        for dlg in (self.first_run_dialog, self.ingest.dialog):
+            if dlg is not None:
+                dlg.close()  # their own work stops with them
         self._closed = True
         self._refresh_timer.stop()
         self.ingest.stop()

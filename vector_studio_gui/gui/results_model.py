@@ -35,8 +35,13 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 
 from vector_studio_gui.core.types import Item, SearchResult
 
-#: the thumbnail box the grid draws in (device-independent pixels)
+#: the smallest thumbnail box the grid draws in (device-independent pixels); wider windows
+#: stretch the tiles up to MAX_THUMB_WIDTH
 THUMB_SIZE = QSize(208, 136)
+MAX_THUMB_WIDTH = 288
+#: the box thumbnails are loaded into (the library's thumbnails are 256 px by default, so this
+#: rarely scales; the delegate scales on paint to the tile's current size)
+LOAD_SIZE = QSize(MAX_THUMB_WIDTH, round(MAX_THUMB_WIDTH * THUMB_SIZE.height() / THUMB_SIZE.width()))
 #: how many pixmaps stay cached (item id -> pixmap); a few screens' worth
 CACHE_SIZE = 1500
 #: ids handed out per thumbnail batch
@@ -96,7 +101,7 @@ class ResultsModel(QAbstractListModel):
         self._flush.setSingleShot(True)
         self._flush.setInterval(0)
         self._flush.timeout.connect(self._hand_out)
-        self.thumb_size = QSize(THUMB_SIZE)
+        self.thumb_size = QSize(LOAD_SIZE)
         self.dpr = 1.0
 
     # ----------------------------------------------------------------- generations

@@ -42,11 +42,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vector_studio_gui.gui.results_model import THUMB_SIZE, ResultsModel
+from vector_studio_gui.gui.results_model import MAX_THUMB_WIDTH, THUMB_SIZE, ResultsModel
 
 DROP_HINT = "Drop chart images or folders here"
-DROP_SUBHINT = "or use File \u25b8 Add files\u2026 (Ctrl+O) and Add folder\u2026"
+DROP_SUBHINT = "or use File \u25b8 Add files\u2026 (Ctrl+O) or Add folder\u2026"
 PAD = 8
+#: minimum gap between tiles
+GAP = 10
 
 
 def local_paths(mime) -> list[str]:
@@ -62,6 +64,15 @@ class TileDelegate(QStyledItemDelegate):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.thumb = QSize(THUMB_SIZE)
+
+    def set_thumb_width(self, width: int) -> bool:
+        """Stretch the thumbnail box to ``width`` (keeping its aspect); True if it changed."""
+        width = max(THUMB_SIZE.width(), min(MAX_THUMB_WIDTH, width))
+        size = QSize(width, round(width * THUMB_SIZE.height() / THUMB_SIZE.width()))
+        if size == self.thumb:
+            return False
+        self.thumb = size
+        return True
 
     def tile_size(self, option_font: QFont) -> QSize:
         fm = QFontMetrics(option_font)
@@ -194,7 +205,26 @@ class ResultsView(QListView):
         self.doubleClicked.connect(lambda _idx: self.openRequested.emit())
 
     def _sync_grid(self) -> None:
-        self.setGridSize(self.delegate.tile_size(self.font()) + QSize(6, 6))
+        """Spread the columns over the whole width, so no wide empty strip is left on the right.
+
+        The width assumes a vertical scroll bar is shown, so the grid does not change (and the
+        layout does not oscillate) when the scroll bar appears or goes.
+        """
+        bar = self.verticalScrollBar().sizeHint().width()
+        avail = self.width() - 2 * self.frameWidth() - bar - 2
+        min_cell = THUMB_SIZE.width() + 2 * PAD + GAP
+        cols = max(1, avail // min_cell)
+        cell_w = max(min_cell, avail // cols)
+        self.delegate.set_thumb_width(cell_w - GAP - 2 * PAD)
+        tile = self.delegate.tile_size(self.font())
+        grid = QSize(max(cell_w, tile.width() + GAP), tile.height() + GAP)
+        if grid != self.gridSize():
+            self.setGridSize(grid)
+            self.setIconSize(self.delegate.thumb)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        self._sync_grid()
+        super().resizeEvent(event)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
     QGuiApplication,
+    QIcon,
     QImage,
     QKeyEvent,
     QKeySequence,
+    QPainter,
+    QPalette,
+    QPen,
+    QPixmap,
 )
 from PySide6.QtWidgets import QLineEdit, QWidget
 
@@ -51,6 +56,23 @@ def image_data(mime: QMimeData | None) -> QImage | None:
     return None
 
 
+def _magnifier(widget: QWidget) -> QPixmap:
+    """A small search icon drawn in the palette's text colour (no icon theme needed)."""
+    dpr = widget.devicePixelRatioF()
+    size = 16
+    pix = QPixmap(round(size * dpr), round(size * dpr))
+    pix.setDevicePixelRatio(dpr)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    colour = widget.palette().color(QPalette.ColorRole.PlaceholderText)
+    p.setPen(QPen(colour, 1.8))
+    p.drawEllipse(QRectF(2.0, 2.0, 8.5, 8.5))
+    p.drawLine(QPointF(9.6, 9.6), QPointF(14.0, 14.0))
+    p.end()
+    return pix
+
+
 class SearchBox(QLineEdit):
     textQuery = Signal(str)
     imageQuery = Signal(object)  # QImage or str (path of an image file)
@@ -60,6 +82,7 @@ class SearchBox(QLineEdit):
         self.setPlaceholderText(PLACEHOLDER)
         self.setClearButtonEnabled(True)
         self.setAccessibleName("Search")
+        self.addAction(QIcon(_magnifier(self)), QLineEdit.ActionPosition.LeadingPosition)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(debounce_ms)
