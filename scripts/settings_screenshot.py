@@ -27,10 +27,12 @@ def main() -> int:
 
     from vector_studio_gui.core.models import ModelStore
     from vector_studio_gui.core.settings import Settings
+    from vector_studio_gui.gui import pyside_guard
     from vector_studio_gui.gui.settings_dialog import SettingsDialog
     from vector_studio_gui.modelgen.toy import build_toy_clip, build_toy_text_model
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    pyside_guard.apply()  # PySide6 6.12.0 + Python 3.11 reference-count bug (see that module)
     out = ROOT / "docs"
     out.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -154,8 +154,8 @@ class FirstRunDialog(QDialog):
         self.panel.failed.connect(self._failed)
         self.panel.cancelled.connect(self._cancelled)
         self.panel.ended.connect(self._ended)
-        fixed_minimum(self, 640, 380)
-        self.resize(700, 440)
+        fixed_minimum(self, 640, 300)
+        self.resize(700, 340)
         self.setWindowModality(Qt.WindowModality.NonModal)
 
     # ---------------------------------------------------------------- download

@@ -208,6 +208,10 @@ class JobTracker(QObject):
         ok = True
         for t in tasks:
             ok = t.wait(timeout_ms) and ok
+        if ok and self._own_runner:
+            # nothing of ours runs any more: the private runner (and its finished tasks) can go
+            self.runner.deleteLater()
+            self._own_runner = False
         return ok
 
 
