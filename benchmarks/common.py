@@ -39,17 +39,18 @@ CLIP_INT8_NAME = "bench-clip-b32-int8"
 W, H = 1600, 900
 
 # Words for the CLIP-like tokenizer and for generated queries (2-8 words each).
-WORDS = (
-    "a an the of with and in on for to by from over under at "
-    "chart graph plot diagram figure line bar bars candle candles candlestick pie scatter area "
-    "heatmap histogram price prices sales revenue profit volume trend rising falling flat "
-    "breakout breakdown support resistance moving average gold silver oil gas copper bitcoin "
-    "stocks bonds dollar euro yen inflation rates yield curve weekly daily monthly yearly "
-    "forecast red green blue yellow orange purple black white dark light bright grid axis "
-    "legend title label labels quarterly annual growth decline crash rally peak bottom top "
-    "high low open close spike dip gap channel wedge triangle flag pattern momentum index "
-    "market share comparison budget cost energy temperature population emissions"
-).split()
+_WORDS_TEXT = """
+a an the of with and in on for to by from over under at chart graph plot diagram figure
+line bar bars candle candles candlestick pie scatter area heatmap histogram price
+prices sales revenue profit volume trend rising falling flat breakout breakdown support
+resistance moving average gold silver oil gas copper bitcoin stocks bonds dollar euro
+yen inflation rates yield curve weekly daily monthly yearly forecast red green blue
+yellow orange purple black white dark light bright grid axis legend title label labels
+quarterly annual growth decline crash rally peak bottom top high low open close spike
+dip gap channel wedge triangle flag pattern momentum index market share comparison
+budget cost energy temperature population emissions
+"""
+WORDS = _WORDS_TEXT.split()  # noqa: SIM905
 
 
 def log(*args: object) -> None:
@@ -389,13 +390,18 @@ def fresh_dir(name: str) -> Path:
 
 # ------------------------------------------------------------------------------------ vectors
 def clustered_vectors(n: int, dim: int = 512, clusters: int = 1000, seed: int = 0,
-                      spread: float = 0.35, chunk: int = 100_000):
-    """Unit vectors drawn around ``clusters`` random centres (like real embeddings: clumped)."""
+                      spread: float = 0.35, chunk: int = 100_000, sample_seed: int | None = None):
+    """Unit vectors drawn around ``clusters`` random centres (like real embeddings: clumped).
+
+    The centres depend on ``seed`` only; ``sample_seed`` draws other points around the same
+    centres (held-out queries)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    if sample_seed is not None:
+        rng = np.random.default_rng(sample_seed)
     out = np.empty((n, dim), np.float32)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
