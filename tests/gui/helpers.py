@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -17,8 +17,12 @@ def drop_urls(target: QWidget, paths, *, source_ok: bool = True) -> tuple[bool, 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     pos = QPointF(target.width() / 2, target.height() / 2)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime,
-                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)
+    try:  # PySide6 >= 6.12 takes QPointF (and warns on QPoint); earlier versions QPoint only
+        enter = QDragEnterEvent(pos, *args)
+    except TypeError:
+        enter = QDragEnterEvent(QPoint(int(pos.x()), int(pos.y())), *args)
     QApplication.sendEvent(target, enter)
     if not enter.isAccepted():
         return False, False
