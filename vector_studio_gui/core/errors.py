@@ -35,6 +35,13 @@ class LibraryLockedError(LibraryError):
     """Another process is writing to the same library."""
 
 
+class LibraryReadOnlyError(LibraryLockedError):
+    """The library folder cannot be written (read-only file system or no permission).
+
+    A subclass of :class:`LibraryLockedError` because the remedy is the same: open it read-only.
+    """
+
+
 class SpaceMismatchError(LibraryError):
     """A query model does not match the embedding space the library was built with."""
 

@@ -11,6 +11,7 @@ per thread; WAL lets readers see the last committed state while a write is in pr
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -158,8 +159,14 @@ class Library:
                 db.execute("PRAGMA synchronous=FULL")
             else:
                 uri = self.db_path.resolve().as_uri() + "?mode=ro"
+                if not os.access(self.root, os.W_OK) and not self.db_path.with_name(
+                        DB_NAME + "-wal").exists():
+                    # a read-only folder: SQLite cannot create the WAL's shared-memory file, and
+                    # nothing can change the database, so it may be read as immutable
+                    uri += "&immutable=1"
                 db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                      timeout=30)
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the file
         except sqlite3.Error as exc:
             raise LibraryError(f"cannot open the library database {self.db_path}: {exc}") from exc
         db.execute("PRAGMA foreign_keys=ON")

@@ -7,10 +7,15 @@ a pid file that a crash would leave behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
-from vector_studio_gui.core.errors import LibraryLockedError
+from vector_studio_gui.core.errors import (
+    LibraryError,
+    LibraryLockedError,
+    LibraryReadOnlyError,
+)
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -45,7 +50,17 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise LibraryReadOnlyError(
+                    f"the library at {self.path.parent} cannot be changed: {exc.strerror} "
+                    f"(a read-only folder or disk); it can still be searched read-only"
+                ) from None
+            raise LibraryError(
+                f"cannot open the library at {self.path.parent}: {exc.strerror or exc}"
+            ) from None
         if not _try_lock(fd):
             try:
                 holder = os.read(fd, 64).decode("ascii", "replace").strip()
@@ -56,8 +71,9 @@ class WriterLock:
                 f"the library at {self.path.parent} is being changed by another Vector Studio "
                 f"process{who}; close it first, or search read-only"
             )
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # the pid is only informative (a full disk is fine)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:
