@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
+import pytest
 from conftest import write_charts
 from PySide6.QtCore import QPoint, Qt, QUrl
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMessageBox
 
 from gui.helpers import drop_urls, ingest_and_wait, names, slow_down_encoder
 from vector_studio_gui.core.engine import Engine
@@ -319,16 +321,35 @@ def test_copy_path_and_copy_image_fill_the_clipboard(qtbot, filled_window):
     assert (img.width(), img.height()) == (640, 360)
 
 
-def test_keyboard_shortcuts(qtbot, filled_window):
-    w = filled_window
+def test_keyboard_shortcuts(qtbot, window, chart_folder, monkeypatch):
+    w = window
+    w.activateWindow()
     w.view.setFocus()
-    w.act_find.trigger()
-    assert QApplication.focusWidget() is w.search or w.search.hasFocus() or (
-        w.focusWidget() is w.search)
-    assert w.act_find.shortcut().toString() == "Ctrl+F"
-    assert w.act_add_files.shortcut().toString() == "Ctrl+O"
-    assert "Ctrl+," in [k.toString() for k in w.act_settings.shortcuts()]
-    assert w.act_paste.shortcut().toString() == "Ctrl+V"
+    qtbot.waitUntil(w.view.hasFocus)
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    # Ctrl+O: add files (the file dialog answers with two charts)
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: (
+        [str(chart_folder / "red-bar.png"), str(chart_folder / "blue-bar.png")], ""))
+    with qtbot.waitSignal(w.ingest.finished, timeout=20000):
+        qtbot.keyClick(w.view, Qt.Key.Key_O, ctrl)
+    qtbot.waitUntil(lambda: sorted(names(w)) == ["blue-bar.png", "red-bar.png"])
+    # Ctrl+F: to the search box
+    qtbot.keyClick(w.view, Qt.Key.Key_F, ctrl)
+    assert w.search.hasFocus()
+    # Ctrl+V in the grid: search by the image on the clipboard
+    QApplication.clipboard().setImage(QImage(str(chart_folder / "blue-bar.png")))
+    w.view.setFocus()
+    with qtbot.waitSignal(w.searchShown, timeout=10000):
+        qtbot.keyClick(w.view, Qt.Key.Key_V, ctrl)
+    assert names(w)[0] == "blue-bar.png"
+    # Ctrl+,: the settings dialog
+    opened = []
+    from vector_studio_gui.gui import settings_dialog
+
+    monkeypatch.setattr(settings_dialog.SettingsDialog, "exec",
+                        lambda dlg: opened.append(dlg) or QDialog.DialogCode.Rejected)
+    qtbot.keyClick(w.view, Qt.Key.Key_Comma, ctrl)
+    assert len(opened) == 1 and opened[0].windowTitle().startswith("Settings")
     assert w.act_remove.shortcut().toString() == "Del"
 
 
@@ -473,3 +494,18 @@ def test_grid_tiles_are_uniform_and_show_scores_only_for_searches(qtbot, filled_
     with qtbot.waitSignal(w.searchShown, timeout=10000):
         w.search_text("red chart")
     assert badge_pixels() > 100  # searching: the score badge is drawn
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files on Linux")
+def test_searching_all_day_does_not_use_up_file_handles(qtbot, filled_window):
+    """Each search runs on the same long-lived worker thread, so the library's per-thread
+    database connections do not pile up (one per query would exhaust file handles)."""
+    w = filled_window
+    with qtbot.waitSignal(w.searchShown, timeout=10000):
+        w.search_text("red chart")
+    before = len(os.listdir("/proc/self/fd"))
+    for k in range(40):
+        with qtbot.waitSignal(w.searchShown, timeout=10000):
+            w.search_text(f"{COLOURS[k % 6]} chart {k}")
+    assert len(os.listdir("/proc/self/fd")) - before < 4
+    assert names(w)[0] == "yellow-bar.png"  # the last query: "yellow chart 39"

@@ -83,7 +83,10 @@ def test_ctrl_v_with_a_copied_image_file_searches_by_that_file(qtbot, chart_fold
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(chart_folder / "green-bar.png"))])
     QApplication.clipboard().setMimeData(mime)
-    qtbot.keyClick(box, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    try:
+        qtbot.keyClick(box, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    finally:
+        QApplication.clipboard().clear()  # the clipboard owns the mime data: free it now
     assert images == [str(chart_folder / "green-bar.png")]
 
 

@@ -1,9 +1,10 @@
 """A lane: one long-lived worker thread that runs short jobs in order (searches, thumbnails).
 
-Why not one ``TaskRunner`` task per search: the library keeps one SQLite read connection per OS
-thread and only closes them in ``Library.close()``, so a fresh ``QThread`` per query leaks a
-connection (two file descriptors) per keystroke-triggered search; a long session would run out of
-descriptors. A lane reuses one thread, so each lane costs one connection for the whole session.
+Why not one ``TaskRunner`` task per search: the library keeps one SQLite read connection per
+thread (``threading.local``) and only closes them in ``Library.close()``, so a fresh thread per
+query leaks a connection (two file descriptors) per keystroke-triggered search; a long session
+would run out of descriptors. A lane reuses one thread - and one Python thread state, see
+``_LaneThread`` - so each lane costs one connection for the whole session.
 
 Jobs submitted with the same ``key`` supersede each other: a queued job that a newer one replaced
 is skipped without running (typing fast never queues a backlog of stale searches). Results and
@@ -69,6 +70,19 @@ class _LaneWorker(QObject):
             self.finished.emit(job.id, True, result)
 
 
+class _LaneThread(QThread):
+    """A QThread whose event loop runs inside one Python call.
+
+    With QThread's C++ ``run()``, every slot invocation enters Python with a fresh thread state
+    (PyGILState_Ensure/Release), so ``threading.local`` data - the library's per-thread SQLite
+    connection - would not survive from one job to the next. Running ``exec()`` from Python keeps
+    one thread state for the thread's whole life.
+    """
+
+    def run(self) -> None:
+        self.exec()
+
+
 class Lane(QObject):
     """GUI-thread handle of one worker thread running jobs in submission order."""
 
@@ -77,7 +91,7 @@ class Lane(QObject):
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = name
-        self._thread = QThread()
+        self._thread = _LaneThread()
         self._thread.setObjectName(f"vs-lane-{name}")
         self._worker = _LaneWorker()
         self._worker.moveToThread(self._thread)

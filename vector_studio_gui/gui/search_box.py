@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QMimeData, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
@@ -82,7 +82,8 @@ class SearchBox(QLineEdit):
         self.setPlaceholderText(PLACEHOLDER)
         self.setClearButtonEnabled(True)
         self.setAccessibleName("Search")
-        self.addAction(QIcon(_magnifier(self)), QLineEdit.ActionPosition.LeadingPosition)
+        self._icon_action = self.addAction(QIcon(_magnifier(self)),
+                                           QLineEdit.ActionPosition.LeadingPosition)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(debounce_ms)
@@ -91,6 +92,11 @@ class SearchBox(QLineEdit):
         self._last_sent: str | None = None
         self.textChanged.connect(self._on_text_changed)
         self.returnPressed.connect(self._on_return)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange:  # light/dark switch: redraw the icon
+            self._icon_action.setIcon(QIcon(_magnifier(self)))
+        super().changeEvent(event)
 
     # ----------------------------------------------------------------- text
     def _on_text_changed(self, _text: str) -> None:
