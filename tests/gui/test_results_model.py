@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPixmap
 
@@ -158,3 +159,25 @@ def test_dragging_tiles_out_hands_over_file_urls(qtbot):
     assert [u.toLocalFile() for u in mime.urls()] == ["/charts/a.png", "/charts/b.png"]
     assert mime.text() == "/charts/a.png\n/charts/b.png"
     assert "text/uri-list" in model.mimeTypes()
+
+
+def test_text_that_matched_the_query_is_shown(qtbot):
+    if "matched" not in SearchResult.__dataclass_fields__:
+        pytest.skip("this engine does not report matched text")
+    from vector_studio_gui.gui.details_pane import DetailsPane
+
+    model = ResultsModel()
+    g = model.begin_query()
+    model.set_results(g, [SearchResult(item(3, "gold.png"), 0.7, {"image": 0.3, "keyword": 0.9},
+                                       matched=("Gold price breakout", "weekly"))])
+    idx = model.index(0, 0)
+    assert model.data(idx, ResultsModel.MatchedRole) == ["Gold price breakout", "weekly"]
+    assert "matched: Gold price breakout · weekly" in model.data(idx, Qt.ItemDataRole.ToolTipRole)
+    pane = DetailsPane()
+    qtbot.addWidget(pane)
+    row = model.row(0)
+    pane.show_item(row.item, row.score, row.signals, None, row.matched)
+    assert pane.form.isRowVisible(pane.matched_label)
+    assert pane.matched_label.text() == "Gold price breakout\nweekly"
+    pane.show_item(item(4), None)
+    assert not pane.form.isRowVisible(pane.matched_label)  # browsing: no empty row

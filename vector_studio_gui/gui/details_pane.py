@@ -117,11 +117,15 @@ class DetailsPane(QWidget):
         self.dims_label = self._value(page)
         self.score_label = self._value(page)
         self.added_label = self._value(page)
+        self.matched_label = self._value(page, selectable=True)
+        self.matched_label.setWordWrap(True)
         form.addRow("Path", self.path_label)
         form.addRow("Size", self.size_label)
         form.addRow("Dimensions", self.dims_label)
         form.addRow("Score", self.score_label)
         form.addRow("Added", self.added_label)
+        form.addRow("Matched", self.matched_label)
+        self.form = form
         lay.addLayout(form)
 
         line = QFrame(page)
@@ -187,7 +191,7 @@ class DetailsPane(QWidget):
     # ----------------------------------------------------------------- content
     def show_item(self, item: Item | None, score: float | None = None,
                   signals: dict[str, float] | None = None,
-                  thumbnail: QPixmap | None = None) -> None:
+                  thumbnail: QPixmap | None = None, matched: tuple[str, ...] = ()) -> None:
         same = item is not None and self.item is not None and item.id == self.item.id
         self.item = item
         self.score = score
@@ -209,6 +213,8 @@ class DetailsPane(QWidget):
             extra = f" ({describe_signals(signals)})" if signals and len(signals) > 1 else ""
             self.score_label.setText(f"{score:.3f}{extra}")
         self.added_label.setText(time.strftime("%Y-%m-%d %H:%M", time.localtime(item.added)))
+        self.matched_label.setText("\n".join(matched[:4]))
+        self.form.setRowVisible(self.matched_label, bool(matched))
         if not same or not self.note_dirty():
             self.note_edit.blockSignals(True)
             self.note_edit.setPlainText(item.note)

@@ -240,6 +240,14 @@ class IngestController(QObject):
             w.bar.setValue(value.done)
             w.label.setText(progress_text(value, self._what))
             self.progressed.emit(value)
+        elif hasattr(value, "done") and hasattr(value, "total"):  # another pass (e.g. OCR)
+            w = self.progress_widget
+            w.bar.setRange(0, max(int(value.total), 1))
+            w.bar.setValue(int(value.done))
+            what = getattr(value, "message", "") or f"{self._what}: {value.done} / {value.total}"
+            eta = format_eta(getattr(value, "eta_s", None)) if value.done < value.total else ""
+            w.label.setText(what + (f" · {eta}" if eta else ""))
+            self.progressed.emit(value)
 
     def _on_result(self, report: object) -> None:
         if self._stopped:

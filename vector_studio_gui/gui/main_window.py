@@ -633,7 +633,7 @@ class MainWindow(QMainWindow):
             return
         same = self.details.item is not None and self.details.item.id == row.item.id
         thumb = self.model.thumbnail(row.item.id) if self.model.has_thumbnail(row.item.id) else None
-        self.details.show_item(row.item, row.score, row.signals, thumb)
+        self.details.show_item(row.item, row.score, row.signals, thumb, row.matched)
         if not same:
             dpr = self.devicePixelRatioF()
             box = QSize(round(PREVIEW_BOX.width() * dpr), round(PREVIEW_BOX.height() * dpr))

@@ -55,6 +55,9 @@ class Row:
     item: Item
     score: float | None = None  # None when browsing the library
     signals: dict[str, float] = field(default_factory=dict)
+    #: the chart's text that matched the query's words (OCR lines, note, file name), if the
+    #: engine reports it (``SearchResult.matched``)
+    matched: tuple[str, ...] = ()
 
 
 def human_size(n: int) -> str:
@@ -77,6 +80,7 @@ class ResultsModel(QAbstractListModel):
     IdRole = Qt.ItemDataRole.UserRole + 4
     PathRole = Qt.ItemDataRole.UserRole + 5
     ThumbnailLoadedRole = Qt.ItemDataRole.UserRole + 6
+    MatchedRole = Qt.ItemDataRole.UserRole + 7
 
     #: item ids whose thumbnails should be loaded (emitted in batches, on the GUI thread)
     thumbnailsWanted = Signal(list)
@@ -136,7 +140,9 @@ class ResultsModel(QAbstractListModel):
         return True
 
     def set_results(self, generation: int, results: Iterable[SearchResult]) -> bool:
-        return self.set_rows(generation, [Row(r.item, r.score, dict(r.signals)) for r in results])
+        return self.set_rows(generation, [
+            Row(r.item, r.score, dict(r.signals), tuple(getattr(r, "matched", ()) or ()))
+            for r in results])
 
     def set_items(self, generation: int, items: Iterable[Item], *, more: bool = False) -> bool:
         return self.set_rows(generation, [Row(it) for it in items], more=more)
@@ -185,7 +191,7 @@ class ResultsModel(QAbstractListModel):
         if r is None:
             return False
         old = self._rows[r]
-        self._rows[r] = Row(item, old.score, old.signals)
+        self._rows[r] = Row(item, old.score, old.signals, old.matched)
         idx = self.index(r, 0)
         self.dataChanged.emit(idx, idx)
         return True
@@ -238,6 +244,8 @@ class ResultsModel(QAbstractListModel):
             return item.id
         if role == self.PathRole:
             return item.path
+        if role == self.MatchedRole:
+            return list(row.matched)
         if role == self.ThumbnailLoadedRole:
             return item.id in self._pixmaps or item.id in self._missing
         return None
@@ -252,7 +260,8 @@ class ResultsModel(QAbstractListModel):
         names = dict(super().roleNames())
         names.update({self.ItemRole: b"item", self.ScoreRole: b"score",
                       self.SignalsRole: b"signals", self.IdRole: b"itemId",
-                      self.PathRole: b"path", self.ThumbnailLoadedRole: b"thumbnailLoaded"})
+                      self.PathRole: b"path", self.ThumbnailLoadedRole: b"thumbnailLoaded",
+                      self.MatchedRole: b"matched"})
         return names
 
     def canFetchMore(self, parent: AnyIndex) -> bool:  # noqa: N802
@@ -291,6 +300,8 @@ class ResultsModel(QAbstractListModel):
         lines.append("added " + time.strftime("%Y-%m-%d %H:%M", time.localtime(it.added)))
         if len(it.paths) > 1:
             lines.append(f"also at {len(it.paths) - 1} other path(s)")
+        if row.matched:
+            lines.append("matched: " + " · ".join(row.matched[:3]))
         if it.note:
             lines.append(f"note: {it.note}")
         return "\n".join(lines)
