@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -424,6 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))  # exits 2
     except VectorStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except sqlite3.DatabaseError as exc:  # found damaged mid-way (a torn disk, a bad copy...)
+        print(f"error: the library database cannot be read ({exc}); 'vector-studio library "
+              f"check' says more", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         print("interrupted; everything committed so far is kept", file=sys.stderr)

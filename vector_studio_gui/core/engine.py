@@ -7,10 +7,12 @@ writer connection, each index and each ONNX session has its own lock.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -563,15 +565,28 @@ class Engine:
 
     # ----------------------------------------------------------------- check / info
     def check(self, repair: bool = True, sample: int = 50) -> CheckReport:
+        """Verify the library (and with ``repair`` fix what is derived: index, thumbnails)."""
+        try:
+            return self._check(repair, sample)
+        except sqlite3.DatabaseError as exc:  # a damaged table: nothing more can be read
+            return CheckReport(ok=False, items=0, problems=[
+                f"the library database is damaged ({exc}); copy the folder somewhere safe and "
+                f"restore a backup, or start a new library and ingest the folders again"])
+
+    def _check(self, repair: bool, sample: int) -> CheckReport:
         problems = list(self.library.integrity_problems())
         repaired: list[str] = []
+        if problems and repair and not self.library.read_only and self.library.repair_indexes():
+            repaired.append("the database's own indexes were damaged; rebuilt (REINDEX)")
+            problems = list(self.library.integrity_problems())
         items = self.library.count()
         space = self.active_space()
         if space:
             lacking = self.library.ids_missing_space(space)
             if lacking:
-                problems.append(f"{len(lacking)} items have no embedding for {space} "
-                                f"(run 'vector-studio library reencode')")
+                sp = self.library.space(space)
+                problems.append(f"{len(lacking)} items have no embedding for {space} (run "
+                                f"'vector-studio library reencode --model {sp.model if sp else space}')")
             with self._lock:
                 self._indexes.pop(space, None)
             idx = self.index(space)
@@ -607,19 +622,44 @@ class Engine:
             for leftover in sorted(self.library.index_dir.glob("*.tmp")):
                 leftover.unlink(missing_ok=True)
                 repaired.append(f"removed {leftover.name}, left by an interrupted index save")
-        bad_thumbs = 0
+        bad_thumbs: list[int] = []
         for iid in self.library.all_ids_newest_first():
             data = self.library.thumbnail(iid)
             try:
                 with Image.open(io.BytesIO(data or b"")) as im:
                     im.load()  # a full decode: verify() misses truncated JPEG data
             except Exception:
-                bad_thumbs += 1
+                bad_thumbs.append(iid)
+        if bad_thumbs and repair and not self.library.read_only:
+            fixed = self._remake_thumbnails(bad_thumbs)
+            if fixed:
+                repaired.append(f"{len(fixed)} damaged thumbnails made again from their files")
+            bad_thumbs = [i for i in bad_thumbs if i not in fixed]
         if bad_thumbs:
-            problems.append(f"{bad_thumbs} thumbnails cannot be decoded")
+            problems.append(f"{len(bad_thumbs)} thumbnails cannot be decoded, and their files are "
+                            f"gone or changed (ingest them again, or 'library prune-missing')")
         missing = [p for p, _ in self.library.all_paths() if not os.path.exists(p)]
         return CheckReport(ok=not problems, items=items, problems=problems, repaired=repaired,
                            missing_files=missing)
+
+    def _remake_thumbnails(self, ids: list[int]) -> set[int]:
+        """Thumbnails made again from files whose content is still the item's."""
+        fixed: set[int] = set()
+        hashes = {it.id: it.content_hash for it in self.library.items(ids)}
+        for iid, paths in self.library.primary_paths(ids).items():
+            for p in paths:
+                try:
+                    data = read_file(p)
+                    if hashlib.sha256(data).hexdigest() != hashes.get(iid):
+                        continue
+                    thumb = imaging.make_thumbnail(imaging.open_image(data),
+                                                   self.settings.library.thumbnail_size)
+                except ImageError:
+                    continue
+                self.library.set_thumbnail(iid, thumb)
+                fixed.add(iid)
+                break
+        return fixed
 
     def info(self) -> dict:
         counts = self.library.space_counts()

@@ -114,8 +114,8 @@ class Ingestor:
             job.kind = "encode_existing"
         try:
             job.decoded = load_image(data, image_size=self.image_size, thumb_size=self.thumb_size)
-        except ImageError as exc:
-            return _Job(path, "failed", error=str(exc))
+        except ImageError as exc:  # decoded from bytes: the report names the file already
+            return _Job(path, "failed", error=str(exc).removeprefix("image bytes: "))
         except MemoryError:
             return _Job(path, "failed", error="image is too large to decode in memory")
         except Exception as exc:  # a decoder bug must not stop the whole run

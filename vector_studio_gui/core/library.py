@@ -509,12 +509,34 @@ class Library:
 
     # ----------------------------------------------------------------- checks
     def integrity_problems(self) -> list[str]:
-        rows = self._read.execute("PRAGMA integrity_check").fetchall()
-        msgs = [r[0] for r in rows if r[0] != "ok"]
-        fk = self._read.execute("PRAGMA foreign_key_check").fetchall()
+        """SQLite's own integrity and foreign-key checks, summed up in one line each."""
+        try:
+            rows = self._read.execute("PRAGMA integrity_check(100)").fetchall()
+            fk = self._read.execute("PRAGMA foreign_key_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return [f"the database is damaged: {exc}"]
+        errors = [ln.strip() for r in rows if r[0] != "ok" for ln in str(r[0]).splitlines()
+                  if ln.strip() and not ln.startswith("***")]
+        msgs = []
+        if errors:
+            msgs.append(f"the database is damaged: {len(errors)} integrity errors "
+                        f"(first: {errors[0]})")
         if fk:
             msgs.append(f"{len(fk)} rows point at missing items")
         return msgs
+
+    def repair_indexes(self) -> bool:
+        """REINDEX (damage confined to SQLite's indexes is fixed by it); True if now sound."""
+        try:
+            with self.transaction() as db:
+                db.execute("REINDEX")
+        except (sqlite3.DatabaseError, LibraryError):
+            return False
+        return not self.integrity_problems()
+
+    def set_thumbnail(self, item_id: int, data: bytes) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO thumbs(item_id, data) VALUES (?,?)", (item_id, data))
 
     def meta(self, key: str) -> str | None:
         v = self._scalar("SELECT value FROM meta WHERE key=?", (key,))

@@ -18,13 +18,16 @@ from tokenizers import Tokenizer
 from vector_studio_gui.core.errors import ModelError
 
 _PAD_CANDIDATES = ("[PAD]", "<pad>", "<|endoftext|>", "</s>")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b]")
+#: invisible format characters pasted along with text: soft hyphen, direction marks and
+#: embeddings, word joiners, byte-order mark (zero-width joiners stay: scripts and emoji use them)
+_INVISIBLE = re.compile("[\u00ad\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def clean_text(text: str) -> str:
     """Drop control characters and collapse whitespace; queries pasted from anywhere stay sane."""
     text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub(" ", text)
+    text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))  # a zero-width space separates words
     return " ".join(text.split())
 
 
