@@ -110,6 +110,10 @@ class _OnnxModel:
         )
 
 
+#: the largest square input an image model may declare (CLIP models take 224-448)
+MAX_IMAGE_SIZE = 1024
+
+
 def _declared_int(dim: object) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
@@ -141,6 +145,11 @@ class ClipImageEncoder:
                 f"not {shape}"
             )
         self.image_size = _declared_int(shape[2]) or 224
+        if self.image_size > MAX_IMAGE_SIZE:  # every image would become a huge tensor
+            raise ModelError(
+                f"{path.name}: asks for {self.image_size}x{self.image_size} pixel images; at most "
+                f"{MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} are supported (CLIP models take 224 to 448)"
+            )
         self.fixed_batch = _declared_int(shape[0])
         self.output = self.model.pick_output(("image_embeds",), rank=2)
         self.projection = projection

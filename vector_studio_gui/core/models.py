@@ -45,6 +45,9 @@ Kind = Literal["clip", "text"]
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: texts used for the test inference; the long one checks the model takes max_tokens tokens
 _PROBE_TEXTS = ("a chart", "test inference of the text tower")
+#: the widest embedding accepted (the largest known models output 4096-d); the index reserves
+#: room for vectors up front, so a model with millions of outputs would exhaust memory
+MAX_DIM = 8192
 
 
 @dataclass(frozen=True)
@@ -432,6 +435,7 @@ def validate_clip(files: ClipFiles, runtime: RuntimeOptions = RuntimeOptions(thr
             f"{files.name}: image tower outputs {img_vec.shape[1]}-d vectors but the text tower "
             f"{txt_vec.shape[1]}-d; both towers must share one embedding space"
         )
+    _check_dim(files.name, int(img_vec.shape[1]))
     return int(img_vec.shape[1])
 
 
@@ -441,7 +445,13 @@ def validate_text(files: TextFiles, runtime: RuntimeOptions = RuntimeOptions(thr
     if vecs.shape[0] != 2:
         raise ModelError(f"{files.name}: the model does not accept a batch of 2 inputs")
     _probe_long(enc, files.name)
+    _check_dim(files.name, int(vecs.shape[1]))
     return int(vecs.shape[1])
+
+
+def _check_dim(name: str, dim: int) -> None:
+    if dim > MAX_DIM:
+        raise ModelError(f"{name}: outputs {dim}-d vectors; at most {MAX_DIM}-d are supported")
 
 
 def _probe_long(enc: ClipTextEncoder | TextEncoder, name: str) -> None:
