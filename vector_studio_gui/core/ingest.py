@@ -226,8 +226,10 @@ class Ingestor:
                 if job.kind == "failed":
                     report.failed.append(FailedFile(job.path, job.error))
                 elif job.kind == "dup":
-                    self._attach(job, job.item_id)
-                    report.duplicates += 1
+                    if self._attach(job, job.item_id):
+                        report.duplicates += 1
+                    else:  # same file, same content, only its timestamp changed
+                        report.unchanged += 1
                 elif job.content_hash in run_hashes:
                     report.duplicates += 1
                     iid = run_hashes[job.content_hash]
@@ -259,14 +261,16 @@ class Ingestor:
         report.images_per_s = report.added / report.took_s if report.took_s > 0 else 0.0
         return report
 
-    def _attach(self, job: _Job, item_id: int) -> None:
+    def _attach(self, job: _Job, item_id: int) -> bool:
+        """Record ``job.path`` as a path of ``item_id``; False when it already was one."""
         known = self.library.lookup_path(job.path)
         if known and known[0] == item_id:
             self.library.touch_path(job.path, job.size, job.mtime)
-            return
+            return False
         removed = self.library.add_path(item_id, job.path, job.size, job.mtime)
         if removed:
             self.index.remove(removed)
+        return True
 
 
 def ensure_no_error(report: IngestReport) -> None:
