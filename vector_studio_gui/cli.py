@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ingest", parents=[common, out], help="add images or folders")
     s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--no-ocr", action="store_true",
+                   help="skip the second pass that reads the text in the charts (OCR)")
     s.add_argument("--print-commits", action="store_true",
                    help='after each batch is saved, print {"committed": [{"id", "paths"}]} as '
                         "one JSON line on stderr (for scripts that must know what is safe)")
@@ -122,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("old_prefix")
     x.add_argument("new_prefix")
     lsub.add_parser("prune-missing", parents=[common, out], help="forget files that are gone")
+
+    s = sub.add_parser("ocr", parents=[common, out], help="print the text read in images (OCR)")
+    s.add_argument("paths", nargs="+", metavar="PATH")
 
     s = sub.add_parser("note", parents=[common, out], help="attach a searchable note to an item")
     s.add_argument("path")
@@ -202,9 +207,24 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+    def ocr(self, p) -> None:
+        if self.tty:
+            sys.stderr.write(f"\r{p.message}   ")
+            sys.stderr.flush()
+
+
 def _result_json(r) -> dict:
+    # signals: per-signal scores, and "matched": the chart's text that matched the query
+    signals = {**r.signals, "matched": list(getattr(r, "matched", ()))}
     return {"id": r.item.id, "path": r.item.path, "score": round(r.score, 6),
-            "signals": r.signals, "note": r.item.note}
+            "signals": signals, "note": r.item.note}
+
+
+def _ocr_report_json(rep) -> dict:
+    return {"read": rep.read, "with_text": rep.with_text, "lines": rep.lines,
+            "embedded": rep.embedded, "pending": rep.pending, "skipped": rep.skipped,
+            "failed": [{"path": f.path, "error": f.error} for f in rep.failed],
+            "took_s": round(rep.took_s, 3), "charts_per_s": round(rep.charts_per_s, 3)}
 
 
 # ----------------------------------------------------------------------------- commands
@@ -228,6 +248,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                                    on_batch=committed if args.print_commits else None)
         finally:
             prog.end()
+        ocr_report = None
+        if not args.no_ocr and not report.cancelled:  # second pass: read the charts' text
+            try:
+                ocr_report = engine.read_text_pass(progress=prog.ocr, cancel=cancel)
+            finally:
+                prog.end()
     data = {
         "added": report.added, "unchanged": report.unchanged, "duplicates": report.duplicates,
         "failed": [{"path": f.path, "error": f.error} for f in report.failed],
@@ -235,6 +261,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     }
     lines = [report.summary() + f" in {report.took_s:.1f}s ({report.images_per_s:.1f} images/s)"]
     lines += [f"  skipped {f.path}: {f.error}" for f in report.failed]
+    if ocr_report is not None:
+        data["ocr"] = _ocr_report_json(ocr_report)
+        lines.append(ocr_report.summary() + (f" in {ocr_report.took_s:.1f}s" if ocr_report.read
+                                             else ""))
+        lines += [f"  text not read {f.path}: {f.error}" for f in ocr_report.failed]
     if not (report.added or report.unchanged or report.duplicates or report.failed):
         raise VectorStudioError(
             "no images found in " + ", ".join(map(str, args.paths))
@@ -271,6 +302,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "results": [_result_json(r) for r in resp.results]}
     lines = [f"{i + 1:>3}. {r.score:.3f}  {r.item.path}"
              + (f"  [{', '.join(r.signals)}]" if len(r.signals) > 1 or "note" in r.signals else "")
+             + (f"  \"{' | '.join(r.matched)}\"" if getattr(r, "matched", ()) else "")
              for i, r in enumerate(resp.results)]
     lines.append(f"({len(resp.results)} results in {resp.took_ms:.1f} ms, {resp.model})")
     _emit(args, data, "\n".join(lines))
@@ -406,8 +438,42 @@ def cmd_note(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ocr(args: argparse.Namespace) -> int:
+    import time
+
+    from vector_studio_gui.core.ocr import read_text
+
+    settings, _ = _settings(args)
+    files = []
+    for p in args.paths:
+        t0 = time.perf_counter()
+        entry: dict = {"path": os.path.abspath(p)}
+        try:
+            if not os.path.isfile(p):
+                raise VectorStudioError(f"no such file: {p}")
+            entry["lines"] = [ln.to_json() for ln in read_text(p, threads=settings.embedding.threads)]
+        except VectorStudioError as exc:
+            entry["error"] = str(exc)
+        entry["took_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        files.append(entry)
+    out = []
+    indent = "  " if len(files) > 1 else ""
+    for f in files:
+        if "error" in f:
+            print(f"error: {f['error']}", file=sys.stderr)
+            continue
+        if indent:
+            out.append(f"{f['path']}:")
+        if not f["lines"]:
+            out.append(f"{indent}(no text found)")
+        out += [f"{indent}{ln['confidence']:.3f}  {ln['text']}" for ln in f["lines"]]
+    if out or getattr(args, "json", False):
+        _emit(args, {"files": files}, "\n".join(out))
+    return EXIT_FAIL if all("error" in f for f in files) else EXIT_OK
+
+
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "embed": cmd_embed,
-            "models": cmd_models, "library": cmd_library, "note": cmd_note}
+            "models": cmd_models, "library": cmd_library, "note": cmd_note, "ocr": cmd_ocr}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

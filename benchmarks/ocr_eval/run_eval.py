@@ -29,6 +29,7 @@ import shutil
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -37,6 +38,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import charts  # noqa: E402
+import numpy as np  # noqa: E402
 
 from vector_studio_gui.core import hybrid  # noqa: E402
 from vector_studio_gui.core.search import SCALES, Ranked, SignalScale, fuse_hybrid  # noqa: E402
@@ -148,13 +150,16 @@ def gather_all(lib: Path, models: Path, text_model: str, queries: list[charts.Qu
     out = []
     times = []
     with Engine(settings_for(lib, models, text_model), read_only=False) as eng:
+        # item ids -> chart ids (chart_0012.png is chart 12), so rankings compare with labels
+        to_chart = {iid: int(Path(p).stem.split("_")[1]) for p, iid in eng.library.all_paths()}
         hybrid.search_text(eng, "warm up")
         for q in queries:
             t0 = time.perf_counter()
             g = hybrid.gather(eng, q.text, K, None)
             hybrid.fuse_gathered(g.found, K)
             times.append(time.perf_counter() - t0)
-            out.append(g.found)
+            out.append({name: Ranked(np.array([to_chart[i] for i in r.ids.tolist()], np.int64),
+                                     r.scores, r.norm) for name, r in g.found.items()})
     return out, statistics.median(times) * 1000
 
 
@@ -188,18 +193,19 @@ def calibrate(found: list[dict[str, Ranked]], queries: list[charts.Query]) -> di
 
     names = ("image", "ocr", "keyword")
     best_w = (-1.0, None)
-    for wi, wo, wk, khi, olo, ohi in itertools.product(
-            (0.25, 0.5, 1.0), (0.5, 1.0, 2.0), (1.0, 2.0, 3.0), (2.0, 4.0, 8.0),
-            (0.1, 0.2, 0.3), (0.5, 0.7)):
-        scales = {"image": SignalScale(SCALES["image"].lo, SCALES["image"].hi, wi),
-                  "ocr": SignalScale(olo, ohi, wo),
+    for wi, wo, wk, olo, ohi in itertools.product(
+            (0.25, 0.5, 1.0, 1.5, 2.0), (0.5, 1.0, 1.5, 2.0), (1.0, 2.0, 3.0, 4.0),
+            (0.0, 0.1, 0.2, 0.3), (0.5, 0.6, 0.7, 0.8)):
+        scales = {"image": replace(SCALES["image"], weight=wi),
+                  "ocr": replace(SCALES["ocr"], lo=olo, hi=ohi, weight=wo),
                   "note": SCALES["note"],
-                  "keyword": SignalScale(0.0, khi, wk)}
+                  "keyword": replace(SCALES["keyword"], weight=wk)}
         score = objective([rank(f, names, "weighted", scales=scales) for f in found])
         if score > best_w[0]:
             best_w = (score, scales)
     best_r = (-1.0, None)
-    for wi, wo, wk in itertools.product((0.25, 0.5, 1.0), (0.5, 1.0, 2.0), (1.0, 2.0, 3.0)):
+    for wi, wo, wk in itertools.product((0.25, 0.5, 1.0, 1.5, 2.0), (0.5, 1.0, 1.5, 2.0),
+                                        (1.0, 2.0, 3.0, 4.0)):
         rrf = {"image": wi, "ocr": wo, "keyword": wk, "note": 1.0}
         score = objective([rank(f, names, "rrf", rrf=rrf) for f in found])
         if score > best_r[0]:

@@ -15,13 +15,13 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from vector_studio_gui.core import imaging
+from vector_studio_gui.core import hybrid, imaging
 from vector_studio_gui.core.catalog import get_spec
 from vector_studio_gui.core.encoders import (
     ClipImageEncoder,
@@ -42,6 +42,7 @@ from vector_studio_gui.core.index import VectorIndex
 from vector_studio_gui.core.ingest import Ingestor, read_file
 from vector_studio_gui.core.library import Library
 from vector_studio_gui.core.models import ModelStore
+from vector_studio_gui.core.ocr import OcrLine, OcrReader, default_reader
 from vector_studio_gui.core.paths import default_library_dir, default_models_dir
 from vector_studio_gui.core.runtime import normalize_provider
 from vector_studio_gui.core.search import (
@@ -52,12 +53,14 @@ from vector_studio_gui.core.search import (
     fuse,
 )
 from vector_studio_gui.core.settings import Settings
-from vector_studio_gui.core.tokenization import clean_text
+from vector_studio_gui.core.textpass import run_text_pass
 from vector_studio_gui.core.types import (
     CheckReport,
     IngestProgress,
     IngestReport,
     Item,
+    OcrProgress,
+    OcrReport,
     SearchResponse,
     SearchResult,
 )
@@ -294,25 +297,36 @@ class Engine:
         ids, scores = idx.search(vec, k)[0]
         return Ranked(ids, scores)
 
-    def search_text(self, query: str, k: int = 10, min_score: float | None = None
+    def search_text(self, query: str, k: int = 10, min_score: float | None = None, *,
+                    signals: Collection[str] | None = None, fusion: str | None = None
                     ) -> SearchResponse:
-        t0 = time.perf_counter()
-        q = clean_text(query)
-        if not q:
-            raise VectorStudioError("the query is empty: type a description of the chart")
-        if self.library.count() == 0:
-            return SearchResponse(q, self.clip_model, 0.0, [], ("the library is empty",))
-        self._check_space()
-        warnings: list[str] = []
-        vec = self.clip_text_encoder().encode([q])
-        signals = {"image": self._image_ranked(vec, max(k * 3, 50))}
-        note = self._note_ranked(q, warnings)
-        if note is not None and len(note.ids):
-            signals["note"] = note
-        ranked = fuse(signals, k, min_score)
-        took = (time.perf_counter() - t0) * 1000
-        model = self.clip_model + (f" + {self.text_model}" if "note" in signals else "")
-        return SearchResponse(q, model, took, self._items(ranked), tuple(warnings))
+        """Hybrid search (core/hybrid.py): CLIP image similarity, text-model similarity over
+        the charts' OCR text and notes, keyword (BM25) matches, fused; ``"phrase"`` filters and
+        ``-word`` excludes. ``signals`` limits the signals used (for evaluation), ``fusion`` is
+        "rrf" or "weighted" (default: core.search.DEFAULT_FUSION)."""
+        return hybrid.search_text(self, query, k, min_score, signals=signals, fusion=fusion)
+
+    # ----------------------------------------------------------------- chart text (OCR)
+    def ocr_reader(self) -> OcrReader:
+        """The OCR engine (loaded on first use, shared by the process), limited to the
+        configured inference threads."""
+        return default_reader(self.settings.embedding.threads)
+
+    def read_text_pass(self, *, progress: Callable[[OcrProgress], None] | None = None,
+                       cancel: threading.Event | None = None, limit: int | None = None,
+                       force: bool = False) -> OcrReport:
+        """Read the text of every chart not read yet (the second pass, after ``ingest``):
+        resumable, each chart's failure reported without stopping the pass. Does nothing when
+        ``settings.ocr.enabled`` is off, unless ``force``."""
+        if not (self.settings.ocr.enabled or force):
+            return OcrReport(pending=len(self.library.ids_without_ocr()),
+                             skipped="reading chart text is switched off in the settings")
+        return run_text_pass(self, self.ocr_reader(), progress=progress, cancel=cancel,
+                             limit=limit)
+
+    def ocr_lines(self, item_id: int) -> list[OcrLine]:
+        """The text read in a chart (empty until the reading-text pass reached it)."""
+        return self.library.ocr_lines([item_id]).get(item_id, [])
 
     def _note_ranked(self, query: str, warnings: list[str]) -> Ranked | None:
         notes = self.library.notes()
@@ -622,6 +636,12 @@ class Engine:
             for leftover in sorted(self.library.index_dir.glob("*.tmp")):
                 leftover.unlink(missing_ok=True)
                 repaired.append(f"removed {leftover.name}, left by an interrupted index save")
+        if self.library.has_text_index() and self.library.text_index_count() != items:
+            if repair and not self.library.read_only:
+                self.library.rebuild_text_index()
+                repaired.append("keyword index disagreed with the library; rebuilt")
+            else:
+                problems.append("the keyword index disagrees with the library")
         bad_thumbs: list[int] = []
         for iid in self.library.all_ids_newest_first():
             data = self.library.thumbnail(iid)
@@ -677,6 +697,7 @@ class Engine:
             "text_model": self.text_model,
             "notes": len(self.library.notes()),
             "provider": self.provider(),
+            "ocr": self.library.ocr_counts(),
         }
 
 

@@ -26,9 +26,12 @@ import numpy as np
 from vector_studio_gui.core.crashpoints import crashpoint
 from vector_studio_gui.core.errors import LibraryError
 from vector_studio_gui.core.locking import WriterLock
+from vector_studio_gui.core.ocr import OcrLine, search_aliases
 from vector_studio_gui.core.types import Item
 
-SCHEMA_VERSION = 1
+#: 1: items, paths, thumbs, spaces, embeddings. 2: OCR lines, ocr_done markers, the text_fts
+#: keyword index (FTS5) kept in sync by triggers; libraries of schema 1 are upgraded on open.
+SCHEMA_VERSION = 2
 DB_NAME = "library.sqlite3"
 
 _SCHEMA = """
@@ -71,6 +74,56 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (item_id, space, source)
 );
 CREATE INDEX IF NOT EXISTS embeddings_space ON embeddings(space, source);
+CREATE TABLE IF NOT EXISTS ocr_lines (
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    line INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    box TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    PRIMARY KEY (item_id, line)
+);
+CREATE TABLE IF NOT EXISTS ocr_done (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    engine TEXT NOT NULL,
+    done REAL NOT NULL,
+    error TEXT NOT NULL DEFAULT ''
+);
+"""
+
+#: The file name of a path (after the last / or \), in SQL, for the keyword index's name column.
+_BASENAME = ("substr(path, length(rtrim(path, replace(replace(path, '/', ''), '\\', ''))) + 1)")
+
+#: Keyword index: one row per item (rowid = item id) over its OCR text, note and file names.
+#: Triggers keep the note and the names in sync in the same transaction as every change to
+#: items and paths (inserts, note edits, removals, relocations, cascades); the OCR column is
+#: written with the OCR lines (``set_ocr``).
+_TEXT_SCHEMA = f"""
+CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(
+    ocr, note, name, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS text_fts_item_ai AFTER INSERT ON items BEGIN
+    INSERT INTO text_fts(rowid, ocr, note, name) VALUES (NEW.id, '', NEW.note, '');
+END;
+CREATE TRIGGER IF NOT EXISTS text_fts_item_au AFTER UPDATE OF note ON items BEGIN
+    UPDATE text_fts SET note = NEW.note WHERE rowid = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS text_fts_item_ad AFTER DELETE ON items BEGIN
+    DELETE FROM text_fts WHERE rowid = OLD.id;
+END;
+CREATE TRIGGER IF NOT EXISTS text_fts_path_ai AFTER INSERT ON paths BEGIN
+    UPDATE text_fts SET name = (SELECT ifnull(group_concat({_BASENAME}, ' '), '') FROM paths
+                                WHERE item_id = NEW.item_id) WHERE rowid = NEW.item_id;
+END;
+CREATE TRIGGER IF NOT EXISTS text_fts_path_ad AFTER DELETE ON paths BEGIN
+    UPDATE text_fts SET name = (SELECT ifnull(group_concat({_BASENAME}, ' '), '') FROM paths
+                                WHERE item_id = OLD.item_id) WHERE rowid = OLD.item_id;
+END;
+CREATE TRIGGER IF NOT EXISTS text_fts_path_au AFTER UPDATE OF path, item_id ON paths BEGIN
+    UPDATE text_fts SET name = (SELECT ifnull(group_concat({_BASENAME}, ' '), '') FROM paths
+                                WHERE item_id = OLD.item_id) WHERE rowid = OLD.item_id;
+    UPDATE text_fts SET name = (SELECT ifnull(group_concat({_BASENAME}, ' '), '') FROM paths
+                                WHERE item_id = NEW.item_id) WHERE rowid = NEW.item_id;
+END;
 """
 
 
@@ -122,7 +175,7 @@ class Library:
         try:
             self._writer = self._connect(write=True)
             # executescript commits on its own; the schema is idempotent (IF NOT EXISTS)
-            self._writer.executescript(_SCHEMA)
+            self._writer.executescript(_SCHEMA + _TEXT_SCHEMA)
             with self.transaction() as db:
                 db.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
@@ -142,6 +195,8 @@ class Library:
                     f"the library at {self.root} was made by a newer Vector Studio "
                     f"(schema {version}); update the app to open it"
                 )
+            if version < SCHEMA_VERSION:
+                self._upgrade(version)
         except sqlite3.DatabaseError as exc:
             self.close()
             raise LibraryError(f"the library database {self.db_path} is damaged: {exc}") from exc
@@ -157,6 +212,8 @@ class Library:
                                      timeout=30)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
+                # INSERT/UPDATE OR REPLACE on paths must fire the keyword index's delete trigger
+                db.execute("PRAGMA recursive_triggers=ON")
             else:
                 uri = self.db_path.resolve().as_uri() + "?mode=ro"
                 if not os.access(self.root, os.W_OK) and not self.db_path.with_name(
@@ -507,6 +564,162 @@ class Library:
         ).fetchall()
         return [r[0] for r in rows]
 
+    # ----------------------------------------------------------------- text (OCR, keywords)
+    def _upgrade(self, version: int) -> None:
+        """Bring a library of an older schema up to date, in one transaction."""
+        with self.transaction() as db:
+            if version < 2:
+                self._fill_text_index(db)
+            db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+
+    def _fill_text_index(self, db: sqlite3.Connection) -> None:
+        """(Re)build every row of the keyword index from items, paths and OCR lines."""
+        db.execute("DELETE FROM text_fts")
+        db.execute(
+            "INSERT INTO text_fts(rowid, ocr, note, name) SELECT i.id, '', i.note, "
+            f"ifnull((SELECT group_concat({_BASENAME}, ' ') FROM paths WHERE item_id = i.id), '') "
+            "FROM items i"
+        )
+        ids = [r[0] for r in db.execute("SELECT DISTINCT item_id FROM ocr_lines")]
+        for part in _chunks(ids, 500):
+            for iid, lines in self._ocr_lines(db, part).items():
+                db.execute("UPDATE text_fts SET ocr=? WHERE rowid=?", (_fts_ocr_text(lines), iid))
+
+    def rebuild_text_index(self) -> int:
+        """Rebuild the keyword index from the tables; returns the number of items indexed."""
+        with self.transaction() as db:
+            self._fill_text_index(db)
+        return self.count()
+
+    def has_text_index(self) -> bool:
+        """False for an old library opened read-only before any writer upgraded it."""
+        return self._scalar("SELECT 1 FROM sqlite_master WHERE name='text_fts'") is not None
+
+    def text_index_count(self) -> int:
+        return int(self._scalar("SELECT COUNT(*) FROM text_fts") or 0)
+
+    def set_ocr(self, results: Sequence[tuple[int, Sequence[OcrLine], str]], engine: str,
+                space: str | None = None, vectors: dict[int, np.ndarray] | None = None) -> None:
+        """Store what OCR read for items: ``(item id, lines, error)`` each, marking them done,
+        together with the keyword index's OCR text and (when given) the embeddings of the OCR
+        text in ``space`` -- one transaction, so they never disagree. Items removed meanwhile
+        are skipped."""
+        now = time.time()
+        vectors = vectors or {}
+        with self.transaction() as db:
+            for iid, lines, error in results:
+                iid = int(iid)
+                if db.execute("SELECT 1 FROM items WHERE id=?", (iid,)).fetchone() is None:
+                    continue
+                db.execute("DELETE FROM ocr_lines WHERE item_id=?", (iid,))
+                db.executemany(
+                    "INSERT INTO ocr_lines(item_id, line, text, box, confidence) VALUES (?,?,?,?,?)",
+                    [(iid, k, ln.text, json.dumps([list(p) for p in ln.box]), float(ln.confidence))
+                     for k, ln in enumerate(lines)],
+                )
+                db.execute("UPDATE text_fts SET ocr=? WHERE rowid=?", (_fts_ocr_text(lines), iid))
+                db.execute(
+                    "INSERT OR REPLACE INTO ocr_done(item_id, engine, done, error) VALUES (?,?,?,?)",
+                    (iid, engine, now, error),
+                )
+                db.execute("DELETE FROM embeddings WHERE item_id=? AND source='ocr'", (iid,))
+                vec = vectors.get(iid)
+                if space is not None and vec is not None:
+                    db.execute(
+                        "INSERT INTO embeddings(item_id, space, source, vector) VALUES (?,?,?,?)",
+                        (iid, space, "ocr", np.asarray(vec, np.float32).tobytes()),
+                    )
+
+    def ids_without_ocr(self, limit: int | None = None) -> list[int]:
+        """Items whose text has not been read yet, oldest first."""
+        sql = "SELECT id FROM items WHERE id NOT IN (SELECT item_id FROM ocr_done) ORDER BY id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [r[0] for r in self._read.execute(sql)]
+
+    def ocr_counts(self) -> dict[str, int]:
+        row = self._read.execute(
+            "SELECT COUNT(*), COALESCE(SUM(error != ''), 0) FROM ocr_done"
+        ).fetchone()
+        total = self.count()
+        return {"items": total, "read": int(row[0]), "failed": int(row[1]),
+                "pending": max(0, total - int(row[0])),
+                "with_text": int(self._scalar("SELECT COUNT(DISTINCT item_id) FROM ocr_lines") or 0)}
+
+    def ocr_lines(self, ids: Sequence[int]) -> dict[int, list[OcrLine]]:
+        """The recognised lines of items (top to bottom); items without text are left out."""
+        out: dict[int, list[OcrLine]] = {}
+        for part in _chunks([int(i) for i in ids], 500):
+            out.update(self._ocr_lines(self._read, part))
+        return out
+
+    @staticmethod
+    def _ocr_lines(db: sqlite3.Connection, ids: list[int]) -> dict[int, list[OcrLine]]:
+        out: dict[int, list[OcrLine]] = {}
+        if not ids:
+            return out
+        marks = ",".join("?" * len(ids))
+        for iid, text, box, conf in db.execute(
+            f"SELECT item_id, text, box, confidence FROM ocr_lines WHERE item_id IN ({marks}) "
+            "ORDER BY item_id, line", ids,
+        ):
+            pts = tuple((float(x), float(y)) for x, y in json.loads(box))
+            out.setdefault(iid, []).append(OcrLine(text, pts, float(conf)))  # type: ignore[arg-type]
+        return out
+
+    def ocr_without_embedding(self, space: str, limit: int | None = None) -> list[int]:
+        """Items with recognised text but no OCR-text embedding in ``space``."""
+        sql = ("SELECT DISTINCT item_id FROM ocr_lines WHERE item_id NOT IN "
+               "(SELECT item_id FROM embeddings WHERE space=? AND source='ocr') ORDER BY item_id")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [r[0] for r in self._read.execute(sql, (space,))]
+
+    def embedding_count(self, space: str, source: str) -> tuple[int, int]:
+        """(count, largest rowid) of a space's vectors of one source: changes whenever they do."""
+        row = self._read.execute(
+            "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM embeddings WHERE space=? AND source=?",
+            (space, source),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def keyword_search(self, match: str, limit: int = 200,
+                       weights: tuple[float, float, float] = (1.0, 1.0, 0.5)
+                       ) -> list[tuple[int, float]]:
+        """(item id, BM25 score, higher is better) for an FTS5 MATCH expression, best first."""
+        if not match:
+            return []
+        w = ", ".join(str(float(x)) for x in weights)
+        try:
+            rows = self._read.execute(
+                f"SELECT rowid, -bm25(text_fts, {w}) AS s FROM text_fts WHERE text_fts MATCH ? "
+                "ORDER BY s DESC, rowid LIMIT ?", (match, int(limit)),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise LibraryError(f"cannot search the chart text for {match!r}: {exc}") from exc
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def text_match_ids(self, match: str) -> set[int]:
+        """Ids of every item whose text (OCR, note or file name) matches an FTS5 expression."""
+        if not match:
+            return set()
+        try:
+            return {int(r[0]) for r in self._read.execute(
+                "SELECT rowid FROM text_fts WHERE text_fts MATCH ?", (match,))}
+        except sqlite3.OperationalError as exc:
+            raise LibraryError(f"cannot search the chart text for {match!r}: {exc}") from exc
+
+    def texts(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """(OCR text, note, file names) of items, as the keyword index holds them."""
+        out: dict[int, tuple[str, str, str]] = {}
+        for part in _chunks([int(i) for i in ids], 500):
+            marks = ",".join("?" * len(part))
+            for r in self._read.execute(
+                f"SELECT rowid, ocr, note, name FROM text_fts WHERE rowid IN ({marks})", part
+            ):
+                out[int(r[0])] = (r[1], r[2], r[3])
+        return out
+
     # ----------------------------------------------------------------- checks
     def integrity_problems(self) -> list[str]:
         """SQLite's own integrity and foreign-key checks, summed up in one line each."""
@@ -556,6 +769,13 @@ def _why(exc: sqlite3.Error) -> str:
     if "readonly" in low or "read-only" in low:
         return f"{text} (the library folder is read-only; nothing of this change was saved)"
     return text
+
+
+def _fts_ocr_text(lines: Sequence[OcrLine]) -> str:
+    """The keyword index's OCR column: the lines, then joined forms of split tickers."""
+    text = "\n".join(ln.text for ln in lines)
+    aliases = search_aliases(list(lines))
+    return text + ("\n" + " ".join(aliases) if aliases else "")
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:

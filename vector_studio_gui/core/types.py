@@ -30,6 +30,8 @@ class SearchResult:
     score: float  # fused score, higher is better; cosine for single-signal searches
     #: per-signal cosine (or keyword) scores that contributed, e.g. {"image": 0.31, "note": 0.72}
     signals: dict[str, float] = field(default_factory=dict)
+    #: the chart's text that matched the query's words: OCR lines, then the note and file name
+    matched: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,45 @@ class IngestProgress:
     eta_s: float | None
     added: int
     failed: int
+
+
+@dataclass(frozen=True)
+class OcrProgress:
+    """Progress of the reading-text pass (the second pass, after the visual index)."""
+
+    done: int  # charts finished (read, or failed)
+    total: int  # charts this pass set out to read
+    path: str  # chart just finished
+    rate: float  # charts per second since start
+    eta_s: float | None
+    failed: int
+
+    @property
+    def message(self) -> str:
+        return f"Reading chart text: {self.done}/{self.total}"
+
+
+@dataclass
+class OcrReport:
+    read: int = 0  # charts whose text was read (also those with no text in them)
+    with_text: int = 0  # of those, charts where some text was found
+    lines: int = 0
+    embedded: int = 0  # OCR texts embedded with the text model
+    failed: list[FailedFile] = field(default_factory=list)
+    pending: int = 0  # charts still waiting to be read (cancelled, or limited)
+    took_s: float = 0.0
+    charts_per_s: float = 0.0
+    cancelled: bool = False
+    skipped: str = ""  # why the pass did nothing (switched off in the settings), or ""
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"chart text not read: {self.skipped}"
+        text = (f"read the text of {self.read} charts ({self.with_text} with text, "
+                f"{len(self.failed)} failed)")
+        if self.pending:
+            text += f"; {self.pending} still to read"
+        return text + (" (cancelled)" if self.cancelled else "")
 
 
 @dataclass(frozen=True)
