@@ -338,3 +338,23 @@ def test_exif_rotated_chart_is_stored_upright(engine, tmp_path):
     engine.ingest([path])
     item = engine.item_by_path(path)
     assert (item.width, item.height) == (100, 200)
+
+
+def test_threads_that_end_do_not_leave_database_connections_open(engine, chart_folder):
+    """Every ingest runs loader threads and the GUI runs tasks on short-lived threads."""
+    engine.ingest([chart_folder])
+    for _ in range(5):
+        t = threading.Thread(target=lambda: engine.search_text("red", k=3))
+        t.start()
+        t.join()
+        engine.ingest([chart_folder])
+    engine.search_text("blue", k=1)  # a new connection prunes those of ended threads
+    assert engine.library.open_connections() <= 3
+
+
+def test_touched_but_unchanged_file_counts_as_unchanged(engine, chart_folder):
+    engine.ingest([chart_folder])
+    os.utime(chart_folder / "red-bar.png", (2, 2))
+    report = engine.ingest([chart_folder])
+    assert (report.added, report.duplicates, report.unchanged) == (0, 0, len(COLOURS))
+    assert engine.library.lookup_path(str(chart_folder / "red-bar.png"))[2] == 2

@@ -158,8 +158,9 @@ class Library:
         self.index_dir = self.root / "index"
         self._lock = WriterLock(self.root)
         self._write_lock = threading.RLock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Read connections keyed by OS thread id, not threading.local: PySide gives a QThread a
+        # fresh Python thread state per slot call, which would open a new connection each time.
+        self._readers: dict[int, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         if read_only:
@@ -232,21 +233,31 @@ class Library:
 
     @property
     def _read(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
+        ident = threading.get_ident()
+        db = self._readers.get(ident)
         if db is None:
             db = self._connect(write=False)
-            self._local.db = db
             with self._readers_lock:
-                self._readers.append(db)
+                self._prune_readers()
+                self._readers[ident] = db
         return db
+
+    def _prune_readers(self) -> None:
+        """Close the connections of threads that have ended (loader pools, finished tasks)."""
+        live = set(threading._active)  # includes threads started outside Python (QThreads)
+        for ident in [i for i in self._readers if i not in live]:
+            with suppress(sqlite3.Error):
+                self._readers.pop(ident).close()
+
+    def open_connections(self) -> int:
+        return len(self._readers) + (self._writer is not None)
 
     def close(self) -> None:
         with self._readers_lock:
-            for db in self._readers:
+            for db in self._readers.values():
                 with suppress(sqlite3.Error):
                     db.close()
             self._readers.clear()
-        self._local = threading.local()
         if self._writer is not None:
             with self._write_lock:
                 with suppress(sqlite3.Error):
