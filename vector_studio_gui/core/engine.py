@@ -187,23 +187,22 @@ class Engine:
     def _register_clip_space(self, enc: ClipImageEncoder, model: str) -> None:
         if self.library.read_only:
             return
-        s = enc.image_size
-        dim = int(enc.encode(np.zeros((1, 3, s, s), np.float32)).shape[1])
-        self.library.ensure_space(self.clip_space(), model, "clip", dim,
+        self.library.ensure_space(self.clip_space(), model, "clip", enc.dim,
                                   {"quantized": self.settings.embedding.quantized})
 
     def text_encoder(self) -> TextEncoder:
         with self._lock:
             if self._text_enc is None:
                 e = self.settings.embedding
-                files = self.models.text_files(e.text_model, e.quantized and
-                                               get_spec(e.text_model) is not None,
-                                               e.text_tokenizer)
+                # int8 applies to the text model only where its int8 export is installed
+                q = (e.quantized and get_spec(e.text_model) is not None
+                     and self.models.is_installed(e.text_model, True))
+                files = self.models.text_files(e.text_model, q, e.text_tokenizer)
                 probe = TextEncoder(files.model, files.tokenizer, self.runtime, self.warn,
                                     max_tokens=files.max_tokens,
                                     query_prefix=files.query_prefix,
                                     passage_prefix=files.passage_prefix)
-                dim = int(probe.encode(["dimension probe"]).shape[1])
+                dim = probe.dim
                 if e.text_dim is not None and e.text_dim != dim:
                     raise ModelError(
                         f"{e.text_model} outputs {dim}-d vectors but the configuration says "
@@ -211,6 +210,7 @@ class Engine:
                     )
                 if e.project_to and e.project_to != dim:
                     probe.projection = orthonormal_projection(dim, e.project_to, PROJECTION_SEED)
+                    probe._dim = None  # the cached dim was measured before the projection
                     dim = e.project_to
                 if not self.library.read_only:
                     info = {"project_to": e.project_to, "seed": PROJECTION_SEED} if (
@@ -398,7 +398,8 @@ class Engine:
             if model == self.clip_model:
                 return model, self.clip_text_encoder().encode([text])[0]
             files = self.models.clip_files(model)
-            enc = ClipTextEncoder(files.text, files.tokenizer, self.runtime, self.warn)
+            enc = ClipTextEncoder(files.text, files.tokenizer, self.runtime, self.warn,
+                                  max_tokens=files.max_tokens)
             return model, enc.encode([text])[0]
         if model == self.text_model:
             return model, self.text_encoder().encode_queries([text])[0]
