@@ -9,7 +9,7 @@ one accent colour (from the toy CLIP's six colours), so a colour query has a gro
 
 Queries are built from the charts' labels (not from what OCR reads), in families:
 ticker, name+year, indicator/pattern, ticker+timeframe, topic, paraphrase (no shared words),
-colour (image only) and colour+ticker (needs both the image and the text).
+colour and visual (colour with chart words; image only) and colour+ticker (needs both).
 """
 
 from __future__ import annotations
@@ -531,6 +531,11 @@ def make_queries(specs: list[ChartSpec], seed: int, max_relevant: int = 60) -> l
         add(text, "paraphrase", lambda s, c=cats: s.category in c and not s.topic)
     for colour in COLOURS:  # G: colour only (the image signal)
         add(f"{colour} chart", "colour", lambda s, c=colour: s.accent == c)
+    kinds = ["candlestick chart", "bar chart", "pie chart", "line graph", "scatter plot",
+             "heat map"]
+    for colour in COLOURS:  # G': colour with chart words: visual queries the chart text must
+        for kind in rng.sample(kinds, 2):  # not drown (the toy CLIP judges the colour only)
+            add(f"{colour} {kind}", "visual", lambda s, c=colour: s.accent == c)
     for ticker, _, _, _ in ASSETS:  # H: colour + ticker (image and text together)
         for colour in COLOURS:
             if any(s.ticker == ticker and s.accent == colour for s in specs) and rng.random() < 0.2:

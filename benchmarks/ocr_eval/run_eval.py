@@ -90,9 +90,9 @@ def ensure_set(n: int, seed: int) -> tuple[Path, list[charts.ChartSpec], list[ch
         folder.mkdir(parents=True, exist_ok=True)
         for s in specs:
             charts.save(charts.render(s, seed), s, folder)
-        labels.write_text(json.dumps({
-            "charts": [charts.spec_dict(s) for s in specs],
-            "queries": [q.__dict__ for q in queries]}, indent=1))
+    labels.write_text(json.dumps({
+        "charts": [charts.spec_dict(s) for s in specs],
+        "queries": [q.__dict__ for q in queries]}, indent=1))
     return folder, specs, queries
 
 
@@ -109,15 +109,17 @@ def settings_for(lib: Path, models: Path, text_model: str, clip: str = "toy-clip
     return s
 
 
-def ensure_library(folder: Path, models: Path, text_model: str, threads: int) -> tuple[Path, dict]:
+def ensure_library(folder: Path, models: Path, text_model: str, threads: int,
+                   clip: str = "toy-clip") -> tuple[Path, dict]:
     from vector_studio_gui.core.engine import Engine
 
-    lib = BENCH / f"lib-{folder.name}-{text_model}"
+    lib = BENCH / f"lib-{folder.name}-{text_model}" if clip == "toy-clip" else (
+        BENCH / f"lib-{folder.name}-{text_model}-{clip.replace('/', '_')}")
     stats_file = lib / "eval-stats.json"
     if stats_file.exists():
         return lib, json.loads(stats_file.read_text())
     shutil.rmtree(lib, ignore_errors=True)
-    with Engine(settings_for(lib, models, text_model, threads=threads)) as eng:
+    with Engine(settings_for(lib, models, text_model, clip, threads)) as eng:
         t0 = time.perf_counter()
         rep = eng.ingest([folder])
         t_ingest = time.perf_counter() - t0
@@ -143,13 +145,14 @@ def _progress(p) -> None:
 
 
 # ----------------------------------------------------------------------------- measuring
-def gather_all(lib: Path, models: Path, text_model: str, queries: list[charts.Query]
+def gather_all(lib: Path, models: Path, text_model: str, queries: list[charts.Query],
+               clip: str = "toy-clip"
                ) -> tuple[list[dict[str, Ranked]], float]:
     from vector_studio_gui.core.engine import Engine
 
     out = []
     times = []
-    with Engine(settings_for(lib, models, text_model), read_only=False) as eng:
+    with Engine(settings_for(lib, models, text_model, clip), read_only=False) as eng:
         # item ids -> chart ids (chart_0012.png is chart 12), so rankings compare with labels
         to_chart = {iid: int(Path(p).stem.split("_")[1]) for p, iid in eng.library.all_paths()}
         hybrid.search_text(eng, "warm up")
@@ -185,29 +188,39 @@ def metrics(ranked: list[list[int]], queries: list[charts.Query]) -> tuple[float
     return statistics.fmean(rec), statistics.fmean(rr)
 
 
+#: Calibration maximises (recall@10 + MRR@10) / 2 with all signals, averaged with the same for
+#: each signal missing, so the weights also hold when CLIP, the text model or the keyword index
+#: is absent.
+CALIBRATE_ON = [("image", "ocr", "keyword"), ("ocr", "keyword"), ("image", "keyword"),
+                ("image", "ocr")]
+
+
 def calibrate(found: list[dict[str, Ranked]], queries: list[charts.Query]) -> dict:
     """Grid search of the weighted sum's and RRF's parameters (on the calibration set)."""
-    def objective(ranked):
-        r, m = metrics(ranked, queries)
-        return (r + m) / 2
+    def objective(method, **kw):
+        per = []
+        for names in CALIBRATE_ON:
+            r, m = metrics([rank(f, names, method, **kw) for f in found], queries)
+            per.append((r + m) / 2)
+        return 0.5 * per[0] + 0.5 * statistics.fmean(per[1:])
 
-    names = ("image", "ocr", "keyword")
+    ocr_options = [replace(SCALES["ocr"], lo=lo, hi=hi) for lo in (0.0, 0.1, 0.2, 0.25, 0.3)
+                   for hi in (0.5, 0.6, 0.7)] + [replace(SCALES["ocr"], mode="minmax")]
     best_w = (-1.0, None)
-    for wi, wo, wk, olo, ohi in itertools.product(
-            (0.25, 0.5, 1.0, 1.5, 2.0), (0.5, 1.0, 1.5, 2.0), (1.0, 2.0, 3.0, 4.0),
-            (0.0, 0.1, 0.2, 0.3), (0.5, 0.6, 0.7, 0.8)):
+    for wi, wo, wk, oc in itertools.product((0.25, 0.5, 0.75, 1.0), (0.5, 1.0, 1.5, 2.0),
+                                            (1.0, 2.0, 3.0, 4.0), ocr_options):
         scales = {"image": replace(SCALES["image"], weight=wi),
-                  "ocr": replace(SCALES["ocr"], lo=olo, hi=ohi, weight=wo),
+                  "ocr": replace(oc, weight=wo),
                   "note": SCALES["note"],
                   "keyword": replace(SCALES["keyword"], weight=wk)}
-        score = objective([rank(f, names, "weighted", scales=scales) for f in found])
+        score = objective("weighted", scales=scales)
         if score > best_w[0]:
             best_w = (score, scales)
     best_r = (-1.0, None)
-    for wi, wo, wk in itertools.product((0.25, 0.5, 1.0, 1.5, 2.0), (0.5, 1.0, 1.5, 2.0),
+    for wi, wo, wk in itertools.product((0.25, 0.5, 1.0, 1.5), (0.5, 1.0, 1.5, 2.0),
                                         (1.0, 2.0, 3.0, 4.0)):
         rrf = {"image": wi, "ocr": wo, "keyword": wk, "note": 1.0}
-        score = objective([rank(f, names, "rrf", rrf=rrf) for f in found])
+        score = objective("rrf", rrf=rrf)
         if score > best_r[0]:
             best_r = (score, rrf)
     return {"weighted": best_w[1], "rrf": best_r[1],
@@ -217,11 +230,11 @@ def calibrate(found: list[dict[str, Ranked]], queries: list[charts.Query]) -> di
 CONFIGS: list[tuple[str, tuple[str, ...], str]] = [
     ("keyword only (FTS5 BM25)", ("keyword",), "-"),
     ("OCR text + text model only", ("ocr",), "-"),
-    ("image only (toy CLIP)", ("image",), "-"),
-    ("text fused: keyword + OCR/text model", ("keyword", "ocr"), "*"),
-    ("all fused: image + keyword + OCR/text model", ("image", "keyword", "ocr"), "*"),
-    ("  missing text model: image + keyword", ("image", "keyword"), "*"),
-    ("  missing keyword index: image + OCR/text model", ("image", "ocr"), "*"),
+    ("image only (CLIP)", ("image",), "-"),
+    ("fused, all signals: image + keyword + OCR text model", ("image", "keyword", "ocr"), "*"),
+    ("fused, no image signal (no CLIP): keyword + OCR text model", ("keyword", "ocr"), "*"),
+    ("fused, no text model: image + keyword", ("image", "keyword"), "*"),
+    ("fused, no keyword index: image + OCR text model (*)", ("image", "ocr"), "*"),
 ]
 
 
@@ -287,6 +300,10 @@ def main() -> int:
     ap.add_argument("--calib-n", type=int, default=120, help="charts in the calibration set")
     ap.add_argument("--text-model", default="minilm-l6", help="minilm-l6 (default) or toy-text")
     ap.add_argument("--threads", type=int, default=0, help="inference threads (0 = all)")
+    ap.add_argument("--clip-model", default="toy-clip",
+                    help="CLIP model for the image signal, installed or imported in "
+                         ".bench/ocr_eval/models (default: the toy CLIP, which sees colours "
+                         "only); with a real CLIP the calibration covers its image signal too")
     ap.add_argument("--throughput", type=int, default=0, metavar="N",
                     help="also time ingest of N charts with a full-size CLIP, with and without OCR")
     ap.add_argument("--json", metavar="FILE", help="write all figures to FILE")
@@ -297,13 +314,14 @@ def main() -> int:
         log(note)
     calib_folder, _, calib_q = ensure_set(args.calib_n, 2)
     eval_folder, specs, queries = ensure_set(args.n, 1)
-    calib_lib, _ = ensure_library(calib_folder, models, text_model, args.threads)
-    eval_lib, stats = ensure_library(eval_folder, models, text_model, args.threads)
-    calib_found, _ = gather_all(calib_lib, models, text_model, calib_q)
+    clip = args.clip_model
+    calib_lib, _ = ensure_library(calib_folder, models, text_model, args.threads, clip)
+    eval_lib, stats = ensure_library(eval_folder, models, text_model, args.threads, clip)
+    calib_found, _ = gather_all(calib_lib, models, text_model, calib_q, clip)
     params = calibrate(calib_found, calib_q)
-    eval_found, latency_ms = gather_all(eval_lib, models, text_model, queries)
+    eval_found, latency_ms = gather_all(eval_lib, models, text_model, queries, clip)
     rows = evaluate(eval_found, queries, params)
-    result = {"text_model": text_model, "note": note, "charts": len(specs),
+    result = {"text_model": text_model, "clip_model": clip, "note": note, "charts": len(specs),
               "queries": len(queries), "calibration_queries": len(calib_q),
               "families": {f: sum(q.family == f for q in queries)
                            for f in sorted({q.family for q in queries})},
@@ -321,8 +339,9 @@ def main() -> int:
 def report(res: dict) -> str:
     fams = list(res["families"])
     lines = [f"{res['charts']} charts, {res['queries']} queries "
-             f"({', '.join(f'{f} {n}' for f, n in res['families'].items())}); text model: "
-             f"{res['text_model']}{' (' + res['note'] + ')' if res['note'] else ''}", "",
+             f"({', '.join(f'{f} {n}' for f, n in res['families'].items())}); image: "
+             f"{res['clip_model']}, text model: {res['text_model']}"
+             + (f" ({res['note']})" if res["note"] else ""), "",
              "| configuration | fusion | recall@10 | MRR@10 | " + " | ".join(fams) + " |",
              "|---|---|---|---|" + "---|" * len(fams)]
     for r in res["rows"]:
@@ -338,7 +357,8 @@ def report(res: dict) -> str:
     lines.append(f"search latency (gather + fuse, median): {res['search_latency_ms']:.1f} ms")
     w = res["params"]["weighted"]
     lines.append("calibrated weighted sum: " + ", ".join(
-        f"{k} w={v['weight']} [{v['lo']}, {v['hi']}]" for k, v in w.items()))
+        f"{k} w={v['weight']} {v['mode']}" + (f" [{v['lo']}, {v['hi']}]" if v["mode"] == "range"
+                                              else "") for k, v in w.items()))
     lines.append(f"calibrated RRF weights: {res['params']['rrf']}")
     if "throughput" in res:
         t = res["throughput"]

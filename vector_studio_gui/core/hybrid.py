@@ -17,6 +17,7 @@ candidates to charts whose text contains them and ``-words`` remove charts whose
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Collection
@@ -26,7 +27,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vector_studio_gui.core.errors import ModelError, VectorStudioError
-from vector_studio_gui.core.query import ParsedQuery, coverage, matched_lines, parse_query
+from vector_studio_gui.core.query import (
+    ParsedQuery,
+    coverage,
+    matched_lines,
+    parse_query,
+    term_match,
+)
 from vector_studio_gui.core.search import (
     DEFAULT_FUSION,
     FUSIONS,
@@ -44,8 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIGNALS = ("image", "ocr", "note", "keyword")
-#: The OCR text counts as matching the query above this text-model cosine.
-OCR_MIN_COSINE = 0.15
+#: The OCR text counts as matching the query above this text-model cosine (MiniLM gives up to
+#: ~0.35 between a purely visual query, "candlestick chart", and unrelated chart text).
+OCR_MIN_COSINE = 0.25
 #: Candidates each signal contributes before fusion.
 PER_SIGNAL = 100
 
@@ -151,17 +159,22 @@ def search_text(engine: Engine, query: str, k: int = 10, min_score: float | None
 
 
 def _keyword_ranked(lib, hits: list[tuple[int, float]], pq: ParsedQuery) -> Ranked:
-    """BM25 hits, with each chart's strength for the weighted sum: the share of the query's
-    words its text holds (absolute, whatever the library's size), plus a little of its BM25
-    relative to the best hit, to order charts holding the same words."""
+    """BM25 hits, with each chart's strength for the weighted sum: the IDF-weighted share of
+    the query's words its text holds (0-1 whatever the library's size), plus a little of its
+    BM25 relative to the best hit, to order charts holding the same words."""
     ids = np.array([i for i, _ in hits], np.int64)
     scores = np.array([s for _, s in hits], np.float32)
     if not hits:
         return Ranked(ids, scores, np.empty(0, np.float32))
     texts = lib.texts(ids.tolist())
     terms = pq.terms()
-    cov = np.array([coverage(terms, " ".join(texts.get(i, ("", "", "")))) for i in ids.tolist()],
-                   np.float32)
+    n = max(lib.text_index_count(), 1)
+    idf = []
+    for t in terms:  # BM25's IDF, kept positive: common words weigh little
+        df = lib.text_match_count(term_match(t))
+        idf.append(math.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+    cov = np.array([coverage(terms, " ".join(texts.get(i, ("", "", ""))), idf)
+                    for i in ids.tolist()], np.float32)
     top = max(float(scores.max()), 1e-9)
     return Ranked(ids, scores, 0.85 * cov + 0.15 * (scores / top))
 

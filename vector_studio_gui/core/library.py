@@ -710,6 +710,14 @@ class Library:
             raise LibraryError(f"cannot search the chart text for {match!r}: {exc}") from exc
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    def text_match_count(self, match: str) -> int:
+        """How many items' text matches an FTS5 expression (a term's document frequency)."""
+        try:
+            return int(self._scalar("SELECT COUNT(*) FROM text_fts WHERE text_fts MATCH ?",
+                                    (match,)) or 0)
+        except sqlite3.OperationalError as exc:
+            raise LibraryError(f"cannot search the chart text for {match!r}: {exc}") from exc
+
     def text_match_ids(self, match: str) -> set[int]:
         """Ids of every item whose text (OCR, note or file name) matches an FTS5 expression."""
         if not match:

@@ -61,12 +61,7 @@ class ParsedQuery:
 
     def keyword_match(self) -> str:
         """FTS5 expression for ranking: any word or phrase (BM25 rewards charts with more)."""
-        alts: list[str] = []
-        for toks in self.terms():
-            alts.append(fts_phrase(toks))
-            if len(toks) > 1:  # "XAU/USD" also as the joined ticker
-                alts.append(fts_phrase(["".join(toks)]))
-        return " OR ".join(dict.fromkeys(alts))
+        return " OR ".join(dict.fromkeys(term_match(t) for t in self.terms()))
 
     def filter_match(self) -> str:
         """FTS5 expression every result must match (all the quoted phrases), or ''."""
@@ -77,6 +72,13 @@ class ParsedQuery:
         """FTS5 expression of the excluded words and phrases (any of them), or ''."""
         parts = [fts_phrase(t) for t in (words(x) for x in self.excluded) if t]
         return " OR ".join(dict.fromkeys(parts))
+
+
+def term_match(tokens: list[str]) -> str:
+    """FTS5 expression of one term: the phrase, and for "XAU/USD" also the joined ticker."""
+    if len(tokens) > 1:
+        return f"{fts_phrase(tokens)} OR {fts_phrase([''.join(tokens)])}"
+    return fts_phrase(tokens)
 
 
 def fts_phrase(tokens: list[str]) -> str:
@@ -106,20 +108,22 @@ def parse_query(text: str) -> ParsedQuery:
     return ParsedQuery(text, tuple(plain), tuple(phrases), tuple(excluded))
 
 
-def coverage(terms: list[list[str]], text: str) -> float:
-    """The share of the query's terms found (as whole words, or joined tickers) in ``text``."""
+def coverage(terms: list[list[str]], text: str, weights: list[float] | None = None) -> float:
+    """The (weighted) share of the query's terms found, as whole words or joined tickers, in
+    ``text``; with IDF weights a rare word ("XAUUSD") counts more than a common one ("price")."""
     if not terms:
         return 0.0
+    weights = weights or [1.0] * len(terms)
     toks = words(text)
     joined = {"".join(toks[i:j]) for i in range(len(toks)) for j in (i + 2, i + 3)
               if j <= len(toks)}
-    hit = 0
-    for term in terms:
+    hit = 0.0
+    for term, w in zip(terms, weights, strict=True):
         n = len(term)
         if any(toks[i:i + n] == term for i in range(len(toks) - n + 1)) or (
                 n == 1 and term[0] in joined):
-            hit += 1
-    return hit / len(terms)
+            hit += w
+    return hit / max(sum(weights), 1e-12)
 
 
 def matched_lines(terms: list[list[str]], lines: list[str]) -> list[str]:

@@ -95,9 +95,9 @@ class SignalScale:
 #: see the README's evaluation section. image: CLIP text-image cosine; ocr / note: text-model
 #: cosine between the query and the chart's OCR text / note; keyword: FTS5 BM25.
 SCALES: dict[str, SignalScale] = {
-    "image": SignalScale(0.0, 1.0, 0.5, mode="minmax"),
-    "ocr": SignalScale(0.0, 0.6, 1.0),
-    "note": SignalScale(0.20, 0.75, 1.0),  # not in the labelled set: as the OCR text, stricter
+    "image": SignalScale(0.0, 1.0, 0.25, mode="minmax"),
+    "ocr": SignalScale(0.25, 0.70, 1.0),  # below 0.25: any chart's text vs a visual query
+    "note": SignalScale(0.25, 0.70, 1.0),  # not in the labelled set: as the OCR text
     "keyword": SignalScale(0.0, 1.0, 3.0, mode="top"),  # Ranked.norm: share of the words
 }
 #: Weights of the signals in reciprocal rank fusion (calibrated the same way).
