@@ -94,9 +94,15 @@ def test_schema_upgrade_of_a_library_without_the_text_tables(settings, tmp_path)
                      "UPDATE meta SET value='1' WHERE key='schema';")
     db.commit()
     db.close()
-    ro = Library(db_path.parent, read_only=True)  # read-only: not upgraded, search degrades
-    assert not ro.has_text_index()
+    ro = Library(db_path.parent, read_only=True)  # read-only: not upgraded
+    assert not ro.has_text_index() and not ro.has_ocr_text()
+    assert ro.ocr_counts()["pending"] == 2
     ro.close()
+    with Engine(settings, read_only=True) as eng:  # search degrades: no keywords, no filters
+        resp = eng.search_text('"gold" red')
+        assert [r.item.path for r in resp.results][0].endswith("red-bar.png")
+        assert any("keyword index" in w for w in resp.warnings)
+        assert "read-only" in eng.read_text_pass(force=True).skipped
     with Engine(settings) as eng:
         lib = eng.library
         assert lib.meta("schema") == str(SCHEMA_VERSION)

@@ -318,6 +318,9 @@ class Engine:
         """Read the text of every chart not read yet (the second pass, after ``ingest``):
         resumable, each chart's failure reported without stopping the pass. Does nothing when
         ``settings.ocr.enabled`` is off, unless ``force``."""
+        if self.library.read_only:
+            return OcrReport(skipped="the library is open read-only (another process writes "
+                                     "to it)")
         if not (self.settings.ocr.enabled or force):
             return OcrReport(pending=len(self.library.ids_without_ocr()),
                              skipped="reading chart text is switched off in the settings")

@@ -168,7 +168,7 @@ def _keyword_ranked(lib, hits: list[tuple[int, float]], pq: ParsedQuery) -> Rank
         return Ranked(ids, scores, np.empty(0, np.float32))
     texts = lib.texts(ids.tolist())
     terms = pq.terms()
-    n = max(lib.text_index_count(), 1)
+    n = max(lib.count(), 1)
     idf = []
     for t in terms:  # BM25's IDF, kept positive: common words weigh little
         df = lib.text_match_count(term_match(t))
@@ -224,7 +224,7 @@ def _ocr_signal(engine: Engine, text: str, allowed: set[int] | None, banned: set
 def _ocr_matrix(engine: Engine):
     """(text encoder, ids, matrix) of the OCR-text embeddings, cached until they change."""
     lib = engine.library
-    if lib.ocr_counts()["with_text"] == 0:
+    if not lib.has_ocr_text():
         return None
     try:
         enc = engine.text_encoder()

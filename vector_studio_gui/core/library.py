@@ -602,6 +602,13 @@ class Library:
             self._fill_text_index(db)
         return self.count()
 
+    def has_ocr_text(self) -> bool:
+        """Whether any chart's text has been read (cheap: no count)."""
+        try:
+            return bool(self._scalar("SELECT EXISTS (SELECT 1 FROM ocr_lines)"))
+        except sqlite3.OperationalError:  # an old library opened read-only: no OCR tables yet
+            return False
+
     def has_text_index(self) -> bool:
         """False for an old library opened read-only before any writer upgraded it."""
         return self._scalar("SELECT 1 FROM sqlite_master WHERE name='text_fts'") is not None
@@ -649,10 +656,12 @@ class Library:
         return [r[0] for r in self._read.execute(sql)]
 
     def ocr_counts(self) -> dict[str, int]:
+        total = self.count()
+        if not self.has_text_index():  # an old library opened read-only: nothing read yet
+            return {"items": total, "read": 0, "failed": 0, "pending": total, "with_text": 0}
         row = self._read.execute(
             "SELECT COUNT(*), COALESCE(SUM(error != ''), 0) FROM ocr_done"
         ).fetchone()
-        total = self.count()
         return {"items": total, "read": int(row[0]), "failed": int(row[1]),
                 "pending": max(0, total - int(row[0])),
                 "with_text": int(self._scalar("SELECT COUNT(DISTINCT item_id) FROM ocr_lines") or 0)}
@@ -660,6 +669,8 @@ class Library:
     def ocr_lines(self, ids: Sequence[int]) -> dict[int, list[OcrLine]]:
         """The recognised lines of items (top to bottom); items without text are left out."""
         out: dict[int, list[OcrLine]] = {}
+        if not self.has_ocr_text():
+            return out
         for part in _chunks([int(i) for i in ids], 500):
             out.update(self._ocr_lines(self._read, part))
         return out
