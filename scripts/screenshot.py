@@ -1,14 +1,18 @@
 """Render the main window with a populated library and a query into docs/screenshot.png.
 
 Reproducible without a network or real models: 24 charts are drawn with
-``vector_studio_gui.modelgen.toy.toy_chart_image`` (six colours, bar/line/pie), the toy CLIP and
-text models are imported into a temporary models folder, the charts are ingested, and the window
-is shown with a typed query, its results, thumbnails and the details of the best match.
+``vector_studio_gui.modelgen.toy.toy_chart_image`` (six colours, bar/line/pie) with a title and a
+subtitle written on them, the toy CLIP and text models are imported into a temporary models
+folder, the charts are ingested and their text is read (RapidOCR, offline), and the window is
+shown with a typed query that names a chart's title: its results, thumbnails, and the details of
+the best match with the recognised text, the query's words highlighted in it and outlined on the
+preview.
 
     xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshot.py   # a real X
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshot.py               # no display
 
-Options: --out FILE, --query TEXT, --dark (a dark palette, to check both), --size WxH.
+Options: --out FILE, --query TEXT, --dark (a dark palette, to check both), --size WxH,
+--no-ocr (charts without their text read).
 """
 
 from __future__ import annotations
@@ -28,21 +32,55 @@ sys.path.insert(0, str(ROOT))
 
 TOPICS = ("revenue-by-region", "market-share", "monthly-active-users", "churn-rate",
           "gold-price", "support-tickets", "cloud-costs", "conversion-funnel")
+#: what is written on each topic's charts: title, subtitle
+TITLES = {
+    "revenue-by-region": ("Revenue by region", "EMEA · APAC · Americas, USD m"),
+    "market-share": ("Market share", "Top vendors, % of units"),
+    "monthly-active-users": ("Monthly active users", "Mobile and web, millions"),
+    "churn-rate": ("Churn rate", "Monthly, % of subscribers"),
+    "gold-price": ("Gold price", "XAU/USD daily close"),
+    "support-tickets": ("Support tickets", "Opened per week"),
+    "cloud-costs": ("Cloud costs", "Compute and storage, USD k"),
+    "conversion-funnel": ("Conversion funnel", "Visit to purchase"),
+}
+YEARS = ("2022", "2023", "2024")
 KINDS = ("bar", "line", "pie")
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
 
 
+def _font(size: int, bold: bool):
+    import glob
+
+    from PIL import ImageFont
+
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    found = sorted(glob.glob(f"/usr/share/fonts/truetype/*/{name}")
+                   + glob.glob("/usr/share/fonts/truetype/*/*Sans*.ttf"))
+    return ImageFont.truetype(found[0], size) if found else ImageFont.load_default(size=size)
+
+
 def make_charts(folder: Path) -> list[Path]:
+    from PIL import ImageDraw
+
     from vector_studio_gui.modelgen.toy import toy_chart_image
 
     folder.mkdir(parents=True, exist_ok=True)
+    title_font, sub_font = _font(30, True), _font(17, False)
     out = []
     for k in range(24):
         colour = COLOURS[k % len(COLOURS)]
         kind = KINDS[(k // len(COLOURS) + k) % len(KINDS)]
         topic = TOPICS[k % len(TOPICS)]
-        path = folder / f"{topic}-{colour}-{kind}.png"
-        toy_chart_image(colour, size=(800, 450), kind=kind, seed=k).save(path)
+        year = YEARS[k // len(TOPICS)]
+        # names like exported slides: only the text in the picture says what a chart shows
+        path = folder / f"deck-slide-{k + 1:02d}-{colour}-{kind}.png"
+        img = toy_chart_image(colour, size=(800, 450), kind=kind, seed=k)
+        title, sub = TITLES[topic]
+        d = ImageDraw.Draw(img)  # the title band replaces the toy chart's small caption
+        d.rectangle([0, 0, img.width, 58], fill="white")
+        d.text((64, 8), f"{title} {year}", fill=(25, 25, 25), font=title_font)
+        d.text((66, 42), sub, fill=(95, 95, 95), font=sub_font)
+        img.save(path)
         out.append(path)
     return out
 
@@ -82,10 +120,11 @@ def dark_palette():
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
-    ap.add_argument("--query", default="red chart")
+    ap.add_argument("--query", default="gold price 2024")
     ap.add_argument("--dark", action="store_true")
     ap.add_argument("--size", default="1280x800")
     ap.add_argument("--empty", action="store_true", help="an empty library (the drop hint)")
+    ap.add_argument("--no-ocr", action="store_true", help="do not read the charts' text")
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -116,10 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         s.embedding.text_model = "toy-text"
         s.embedding.threads = 1
         s.library.path = str(tmp_path / "library")
+        s.ocr.enabled = not args.no_ocr
         if not args.empty:
             charts = make_charts(tmp_path / "Charts")
             with Engine(s) as engine:
                 engine.ingest([charts[0].parent])
+                if s.ocr.enabled:  # the window would read it in the background; done here so
+                    # the picture does not depend on how far that got
+                    print(engine.read_text_pass().summary())
 
         w = MainWindow(s, None)
         w.resize(width, height)
@@ -139,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                        w.model.index(0, 0), ResultsModel.ScoreRole) is not None)
         w.view.setCurrentIndex(w.model.index(0, 0))
         # a note typed in the details pane and saved to the library, as a user would
-        w.details.note_edit.setPlainText("Q3 board deck, slide 12: price breakout")
+        w.details.note_edit.setPlainText("Q3 board deck: gold at a new high")
         w.details.save_note_button.click()
         saved = []
         w.noteSaved.connect(saved.append)
@@ -158,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                         idx, ResultsModel.ThumbnailLoadedRole):
                     w.model.data(idx, 1)  # asks for it
                     return False
-            return not w.details.preview.pixmap_size().isEmpty()
+            return not w.details.preview.pixmap_size().isEmpty() and (
+                args.no_ocr or bool(w.details.text_view.toPlainText()))
 
         wait_until(app, loaded)
         w.statusBar().clearMessage()

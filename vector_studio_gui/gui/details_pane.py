@@ -1,16 +1,33 @@
-"""The details pane: a larger preview and the facts of the selected chart, with its note.
+"""The details pane: a larger preview and the facts of the selected chart, its text and note.
 
 The pane only shows and asks: it emits signals (open, show in folder, find similar, remove,
-save note) and the window does the work on a worker thread.
+save note) and the window does the work on a worker thread. The chart's recognised text (from
+the reading-text pass) is shown read-only with the words of the current query highlighted, and
+the preview outlines where those words are on the chart.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont, QImage, QPixmap, QResizeEvent
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QPolygonF,
+    QResizeEvent,
+    QTextCharFormat,
+    QTextCursor,
+)
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -26,17 +43,32 @@ from PySide6.QtWidgets import (
 )
 
 from vector_studio_gui.core.types import Item
+from vector_studio_gui.gui.chart_text import Box, LineMatch, find_matches, query_terms
 from vector_studio_gui.gui.results_model import describe_signals, human_size
 
-PREVIEW_BOX = QSize(420, 300)
+#: the box the larger preview is loaded into from the file (device-independent pixels; the
+#: pane is rarely wider, and a wider pane still gets a sharp picture on 2x screens)
+PREVIEW_BOX = QSize(640, 440)
+#: how matched words are marked, in the text and on the preview (amber: readable on light and
+#: dark palettes, distinct from the selection colour)
+MATCH_BACKGROUND = QColor(255, 206, 64)
+MATCH_TEXT = QColor(20, 20, 20)
+MATCH_OUTLINE = QColor(255, 140, 0)
+
+#: states of the chart-text area
+TEXT_READ, TEXT_PENDING, TEXT_OFF, TEXT_LOADING = "read", "pending", "off", "loading"
 
 
 class _Preview(QLabel):
-    """Shows a pixmap scaled to the label's width, keeping its aspect ratio."""
+    """Shows a pixmap scaled to the label's width, keeping its aspect ratio, with the boxes of
+    the matched words drawn over it."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._pix: QPixmap | None = None
+        #: boxes in the original image's pixels, and that image's size
+        self._boxes: list[Box] = []
+        self._source = QSize()
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(160, 120)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -49,9 +81,54 @@ class _Preview(QLabel):
     def pixmap_size(self) -> QSize:
         return QSize() if self._pix is None else self._pix.size()
 
+    def set_overlay(self, boxes: Sequence[Box], source: QSize) -> None:
+        """Boxes (4 corner points each, in the pixels of the original image of size
+        ``source``) to outline on the picture, whatever size it is shown at."""
+        self._boxes = list(boxes)
+        self._source = QSize(source)
+        self.update()
+
+    def overlay_boxes(self) -> list[Box]:
+        return list(self._boxes)
+
+    def image_rect(self) -> QRectF:
+        """Where the picture is drawn, in widget coordinates (empty without one)."""
+        pm = self.pixmap()
+        if self._pix is None or pm is None or pm.isNull():
+            return QRectF()
+        dpr = pm.devicePixelRatio() or 1.0
+        w, h = pm.width() / dpr, pm.height() / dpr
+        cr = QRectF(self.contentsRect())
+        return QRectF(cr.x() + (cr.width() - w) / 2, cr.y() + (cr.height() - h) / 2, w, h)
+
+    def overlay_polygons(self) -> list[QPolygonF]:
+        """The overlay boxes scaled from original image pixels onto the shown picture."""
+        rect = self.image_rect()
+        if rect.isEmpty() or not self._boxes or self._source.isEmpty():
+            return []
+        sx = rect.width() / self._source.width()
+        sy = rect.height() / self._source.height()
+        return [QPolygonF([QPointF(rect.x() + x * sx, rect.y() + y * sy) for x, y in box])
+                for box in self._boxes]
+
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._rescale()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        super().paintEvent(event)
+        polys = self.overlay_polygons()
+        if not polys:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        fill = QColor(MATCH_BACKGROUND)
+        fill.setAlpha(70)
+        p.setBrush(QBrush(fill))
+        p.setPen(QPen(MATCH_OUTLINE, 2.0))
+        for poly in polys:
+            p.drawPolygon(poly)
+        p.end()
 
     def _rescale(self) -> None:
         if self._pix is None:
@@ -77,6 +154,14 @@ class DetailsPane(QWidget):
         self.item: Item | None = None
         self.score: float | None = None
         self.read_only = False
+        #: the text query the shown results answer (None: browsing, or an image query)
+        self.query: str | None = None
+        self._terms: list[list[str]] = []
+        self._lines: list = []  # OcrLine of the shown item
+        self._text_state = TEXT_LOADING
+        self._matched: tuple[str, ...] = ()
+        #: where the query's words are in the shown chart's text
+        self.matches: list[LineMatch] = []
         self.setMinimumWidth(240)
 
         self.stack = QStackedWidget(self)
@@ -116,6 +201,7 @@ class DetailsPane(QWidget):
         self.size_label = self._value(page)
         self.dims_label = self._value(page)
         self.score_label = self._value(page)
+        self.score_label.setWordWrap(True)  # with its signals it is longer than the pane
         self.added_label = self._value(page)
         self.matched_label = self._value(page, selectable=True)
         self.matched_label.setWordWrap(True)
@@ -132,6 +218,25 @@ class DetailsPane(QWidget):
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         lay.addWidget(line)
+
+        text_head = QHBoxLayout()
+        text_head.addWidget(QLabel("Text in the chart", page))
+        text_head.addStretch(1)
+        self.text_status = QLabel("", page)
+        self.text_status.setEnabled(False)
+        text_head.addWidget(self.text_status)
+        lay.addLayout(text_head)
+        self.text_view = QPlainTextEdit(page)
+        self.text_view.setObjectName("chartText")
+        self.text_view.setReadOnly(True)
+        self.text_view.setTabChangesFocus(True)
+        self.text_view.setAccessibleName("Text in the chart")
+        self.text_view.setToolTip("The text read in the chart (titles, tickers, labels); words "
+                                  "of the query are highlighted here and outlined on the preview")
+        # a fixed height: the window's minimum size never changes with the text shown
+        fm = self.text_view.fontMetrics()
+        self.text_view.setFixedHeight(fm.lineSpacing() * 4 + 14)
+        lay.addWidget(self.text_view)
 
         note_head = QHBoxLayout()
         note_head.addWidget(QLabel("Note", page))
@@ -198,6 +303,9 @@ class DetailsPane(QWidget):
         if item is None:
             self.stack.setCurrentWidget(self.empty_label)
             self.preview.set_pixmap(None)
+            self.preview.set_overlay([], QSize())
+            self._lines = []
+            self.matches = []
             return
         self.stack.setCurrentWidget(self.page)
         self.title.setText(os.path.basename(item.path) or item.path)
@@ -213,8 +321,7 @@ class DetailsPane(QWidget):
             extra = f" ({describe_signals(signals)})" if signals and len(signals) > 1 else ""
             self.score_label.setText(f"{score:.3f}{extra}")
         self.added_label.setText(time.strftime("%Y-%m-%d %H:%M", time.localtime(item.added)))
-        self.matched_label.setText("\n".join(matched[:4]))
-        self.form.setRowVisible(self.matched_label, bool(matched))
+        self._matched = tuple(matched)
         if not same or not self.note_dirty():
             self.note_edit.blockSignals(True)
             self.note_edit.setPlainText(item.note)
@@ -223,7 +330,96 @@ class DetailsPane(QWidget):
             self.save_note_button.setEnabled(False)
         if not same:
             self.preview.set_pixmap(thumbnail)
+            self._lines = []
+            self._text_state = TEXT_LOADING
+        self._render_text()
         self._apply_read_only()
+
+    # ----------------------------------------------------------------- chart text
+    def set_query(self, query: str | None) -> None:
+        """The text query whose words are highlighted (None or "" for none)."""
+        query = query or None
+        if query == self.query:
+            return
+        self.query = query
+        self._terms = query_terms(query)
+        if self.item is not None:
+            self._render_text()
+
+    def set_chart_text(self, item_id: int, lines: Sequence, state: str = TEXT_READ) -> None:
+        """The recognised lines of a chart, loaded off the GUI thread (ignored if the
+        selection moved on); ``state`` says why there are none: TEXT_PENDING (not read yet)
+        or TEXT_OFF (reading chart text is switched off)."""
+        if self.item is None or self.item.id != item_id:
+            return
+        self._lines = list(lines)
+        self._text_state = TEXT_READ if self._lines else state
+        self._render_text()
+
+    def _render_text(self) -> None:
+        item = self.item
+        view = self.text_view
+        lines = self._lines
+        self.matches = find_matches(self._terms, lines, advance=QFontMetricsF(view.font())
+                                    .horizontalAdvance) if self._terms and lines else []
+        # a plain format first: new text would take the one under the cursor (a highlight)
+        view.setCurrentCharFormat(QTextCharFormat())
+        view.setPlainText("\n".join(ln.text for ln in lines))
+        placeholder = {
+            TEXT_LOADING: "",
+            TEXT_PENDING: "Not read yet: the chart's text is read in the background after "
+                          "charts are added",
+            TEXT_OFF: "Reading chart text is switched off (Settings ▸ Library)",
+        }.get(self._text_state, "No text found in this chart")
+        view.setPlaceholderText(placeholder)
+        fmt = QTextCharFormat()
+        fmt.setBackground(MATCH_BACKGROUND)
+        fmt.setForeground(MATCH_TEXT)
+        fmt.setFontWeight(QFont.Weight.Bold)
+        doc = view.document()
+        first: QTextCursor | None = None
+        for m in self.matches:
+            block = doc.findBlockByNumber(m.line)
+            for start, end in m.spans:
+                cur = QTextCursor(doc)
+                cur.setPosition(block.position() + start)
+                cur.setPosition(block.position() + end, QTextCursor.MoveMode.KeepAnchor)
+                cur.mergeCharFormat(fmt)
+                if first is None:
+                    first = QTextCursor(doc)
+                    first.setPosition(block.position() + start)
+        if first is not None:  # the first match in view, without selecting it
+            view.setTextCursor(first)
+            view.ensureCursorVisible()
+        words = sum(len(m.spans) for m in self.matches)
+        if self._text_state == TEXT_READ and lines:
+            status = f"{len(lines)} line{'' if len(lines) == 1 else 's'}"
+            if self._terms:
+                status += f" · {words} match{'' if words == 1 else 'es'}"
+        else:
+            status = {TEXT_PENDING: "not read yet", TEXT_OFF: "off"}.get(self._text_state, "")
+        self.text_status.setText(status if item is not None else "")
+        # "Matched": what matched besides the chart text highlighted below (note, file name)
+        shown = {ln.text for ln in lines} if self.matches else set()
+        rest = [m for m in self._matched if m not in shown]
+        self.matched_label.setText("\n".join(rest[:4]))
+        self.form.setRowVisible(self.matched_label, bool(rest))
+        source = QSize(item.width, item.height) if item is not None else QSize()
+        self.preview.set_overlay([b for m in self.matches for b in m.boxes], source)
+
+    def highlighted_text(self) -> list[str]:
+        """The highlighted pieces of the text area, in order (what the user sees marked)."""
+        out = []
+        block = self.text_view.document().firstBlock()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                if frag.isValid() and frag.charFormat().fontWeight() >= QFont.Weight.Bold:
+                    out.append(frag.text())
+                it += 1
+            block = block.next()
+        return out
 
     def set_preview(self, item_id: int, image: QImage | QPixmap | None) -> None:
         """A larger preview loaded off the GUI thread (ignored if the selection moved on)."""

@@ -24,6 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from vector_studio_gui.core.errors import VectorStudioError
+from vector_studio_gui.gui.workers import python_thread
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ class _LaneThread(QThread):
     """
 
     def run(self) -> None:
-        self.exec()
+        with python_thread():  # alive for ``threading`` (and so for the library) while it runs
+            self.exec()
 
 
 class Lane(QObject):

@@ -1,8 +1,9 @@
 """The main window: search box, thumbnail grid, details pane, status bar.
 
 All engine work runs off the GUI thread: searches, browsing and thumbnails on two long-lived
-lanes (see ``lanes.py`` for why), ingest, notes and removals as ``TaskRunner`` tasks. Results
-carry the generation of the query that asked for them; only the latest query's are shown.
+lanes (see ``lanes.py`` for why), ingest, reading chart text, notes and removals as
+``TaskRunner`` tasks. Results carry the generation of the query that asked for them; only the
+latest query's are shown.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -49,15 +51,22 @@ from PySide6.QtWidgets import (
 from vector_studio_gui.core.errors import LibraryLockedError, VectorStudioError
 from vector_studio_gui.core.imaging import SUPPORTED_EXTENSIONS
 from vector_studio_gui.core.settings import Settings
-from vector_studio_gui.core.types import IngestReport, Item, SearchResponse
+from vector_studio_gui.core.types import IngestReport, Item, OcrReport, SearchResponse
 from vector_studio_gui.gui import pyside_guard
-from vector_studio_gui.gui.details_pane import PREVIEW_BOX, DetailsPane
+from vector_studio_gui.gui.details_pane import (
+    PREVIEW_BOX,
+    TEXT_OFF,
+    TEXT_PENDING,
+    TEXT_READ,
+    DetailsPane,
+)
 from vector_studio_gui.gui.ingest_controller import IngestController
 from vector_studio_gui.gui.lanes import Lane
 from vector_studio_gui.gui.message_bar import MessageBar
 from vector_studio_gui.gui.results_model import LOAD_SIZE, ResultsModel, load_thumbnails
 from vector_studio_gui.gui.results_view import DROP_HINT, DROP_SUBHINT, ResultsView, local_paths
 from vector_studio_gui.gui.search_box import SearchBox
+from vector_studio_gui.gui.text_pass import TextPassController
 from vector_studio_gui.gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,9 @@ RESULTS_K = 100
 PAGE = 200
 #: while an ingest runs, a shown search is re-run at most this often so new matches appear
 REFRESH_MS = 700
+#: at start-up, charts whose text is not read yet are read after this delay (the first
+#: listing, thumbnails and search come first)
+TEXT_PASS_DELAY_MS = 1500
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -119,6 +131,20 @@ def _load_preview(path: str, fallback: bytes | None, box: QSize) -> QImage | Non
     if img.isNull() and fallback:
         img = QImage.fromData(fallback)
     return None if img.isNull() else img
+
+
+def _chart_text(engine, item_id: int, enabled: bool) -> tuple[int, list, str]:
+    """The recognised lines of a chart and, when there are none, why (see details_pane)."""
+    waiting = TEXT_PENDING if enabled else TEXT_OFF
+    try:
+        lines = engine.ocr_lines(item_id)
+        if lines:
+            return item_id, lines, TEXT_READ
+        if item_id in set(engine.library.ids_without_ocr()):
+            return item_id, [], waiting
+    except sqlite3.Error:  # an old library opened read-only: no text tables yet
+        return item_id, [], waiting
+    return item_id, [], TEXT_READ  # read, and no text found
 
 
 def _set_note(ctx, engine, item_id: int, note: str) -> Item | None:
@@ -202,6 +228,8 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(720, 460)
         self._build_actions()
         self.ingest = IngestController(self.runner, lambda: self.engine, self)
+        self.text_pass = TextPassController(self.runner, lambda: self.engine, self._ocr_enabled,
+                                            self)
         self._build_status_bar()
         self.ingest.batchAdded.connect(self._on_batch)
         self.ingest.finished.connect(self._on_ingest_finished)
@@ -209,6 +237,16 @@ class MainWindow(QMainWindow):
         self.ingest.failed.connect(self._on_ingest_failed)
         self.ingest.started.connect(self._update_actions)
         self.ingest.idle.connect(self._update_actions)
+        self.ingest.started.connect(self._on_ingest_started)
+        self.ingest.idle.connect(self._on_ingest_idle)
+        self._resume_text = False  # a text pass was paused for an ingest
+        self._text_due = False  # an ingest finished: read the new charts' text
+        self.text_pass.finished.connect(self._on_text_read)
+        self.text_pass.failed.connect(self._on_text_failed)
+        self._text_timer = QTimer(self)
+        self._text_timer.setSingleShot(True)
+        self._text_timer.setInterval(TEXT_PASS_DELAY_MS)
+        self._text_timer.timeout.connect(self.read_chart_text)
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -220,6 +258,8 @@ class MainWindow(QMainWindow):
         self._update_models_label()
         self.browse()
         self._refresh_status()
+        if self._ocr_enabled():
+            self._text_timer.start()
 
     # ----------------------------------------------------------------- engine
     def _open_engine(self, settings: Settings, read_only: bool):
@@ -359,6 +399,7 @@ class MainWindow(QMainWindow):
             self.time_label.fontMetrics().horizontalAdvance("query 000.0 ms") + 20)
         sb.addPermanentWidget(self.ingest.progress_widget)
         sb.addPermanentWidget(self.ingest.summary_widget)
+        sb.addPermanentWidget(self.text_pass.progress_widget)
         for w in (self.count_label, self.models_label, self.time_label):
             w.setContentsMargins(10, 0, 10, 0)
             sb.addPermanentWidget(w)
@@ -633,13 +674,26 @@ class MainWindow(QMainWindow):
             return
         same = self.details.item is not None and self.details.item.id == row.item.id
         thumb = self.model.thumbnail(row.item.id) if self.model.has_thumbnail(row.item.id) else None
+        self.details.set_query(self._text_query())
         self.details.show_item(row.item, row.score, row.signals, thumb, row.matched)
         if not same:
+            self._load_chart_text(row.item.id)
             dpr = self.devicePixelRatioF()
             box = QSize(round(PREVIEW_BOX.width() * dpr), round(PREVIEW_BOX.height() * dpr))
             item_id = row.item.id
             self.thumb_lane.submit(_load_preview, row.item.path, None, box, key="preview",
                                    on_result=lambda img, i=item_id: self.details.set_preview(i, img))
+
+    def _text_query(self) -> str | None:
+        """The typed query the grid answers (None when browsing or searching by image)."""
+        return self._query[1] if self._query is not None and self._query[0] == "text" else None
+
+    def _load_chart_text(self, item_id: int) -> None:
+        if self._closed:
+            return
+        self.thumb_lane.submit(_chart_text, self.engine, item_id, self.settings.ocr.enabled,
+                               key="chart-text",
+                               on_result=lambda res: self.details.set_chart_text(*res))
 
     def selected_items(self) -> list[Item]:
         sm = self.view.selectionModel()
@@ -850,6 +904,54 @@ class MainWindow(QMainWindow):
             self._show_error(message, details, user)
             self._refresh_status()
 
+    # ----------------------------------------------------------------- chart text (OCR)
+    def _ocr_enabled(self) -> bool:
+        return bool(self.settings.ocr.enabled) and not self.read_only
+
+    def read_chart_text(self) -> bool:
+        """Read the text of the charts not read yet, in the background (if switched on);
+        after an ingest it waits for the ingest. True if a pass runs or will."""
+        self._text_timer.stop()
+        if self._closed or not self._ocr_enabled():
+            return False
+        if self.ingest.running:
+            self._text_due = True  # after the ingest
+            return True
+        return self.text_pass.start()
+
+    def _on_ingest_started(self) -> None:
+        if self.text_pass.pause():  # adding charts first; the pass resumes afterwards
+            self._resume_text = True
+
+    def _on_ingest_idle(self) -> None:
+        if self._closed:
+            return
+        report = self.ingest.last_report
+        if report is not None and not report.cancelled:
+            self._text_due = True
+        if self._text_due or self._resume_text:
+            self._text_due = self._resume_text = False
+            self.read_chart_text()
+
+    def _on_text_read(self, report: object) -> None:
+        """A reading-text pass ended: show what was read in the shown search and details."""
+        if self._closed or not isinstance(report, OcrReport):
+            return
+        if report.read or report.failed:
+            self.statusBar().showMessage(report.summary()[:1].upper() + report.summary()[1:],
+                                         8000)
+        if report.read:
+            if self._query is not None and self._query[0] == "text":
+                self._refresh_timer.stop()
+                self._refresh_query()
+            item = self.details.item
+            if item is not None:
+                self._load_chart_text(item.id)
+
+    def _on_text_failed(self, message: str, details: str, user: bool) -> None:
+        if not self._closed:
+            self._show_error(f"Reading chart text stopped: {message}", details, user)
+
     # ----------------------------------------------------------------- status
     def _refresh_status(self) -> None:
         if self._closed:
@@ -1014,11 +1116,20 @@ class MainWindow(QMainWindow):
         new.gui = old.gui  # the window owns its geometry
         needs_engine = (new.embedding != old.embedding or new.library != old.library
                         or new.models_dir != old.models_dir)
+        was_reading = old.ocr.enabled  # (the engine may share ``old``: read it first)
         self.settings = new
         if needs_engine:
             self.replace_engine(previous=old)
         else:
+            self.engine.settings.ocr = copy.deepcopy(new.ocr)
             self._update_models_label()
+        if new.ocr.enabled and not was_reading:
+            self.read_chart_text()
+        elif was_reading and not new.ocr.enabled:
+            self._text_timer.stop()
+            self.text_pass.cancel()
+        if new.ocr.enabled != was_reading and self.details.item is not None:
+            self._load_chart_text(self.details.item.id)  # "off" / "not read yet"
 
     def replace_engine(self, previous: Settings | None = None) -> None:
         """Stop every worker, close the engine, open a new one with the current settings.
@@ -1027,6 +1138,8 @@ class MainWindow(QMainWindow):
         """
         previous = previous or self.settings
         self.ingest.cancel()
+        resume_text = self.text_pass.pause()
+        self._text_timer.stop()
         self._refresh_timer.stop()
         self.runner.shutdown(5000)
         for lane in (self.search_lane, self.thumb_lane):
@@ -1061,6 +1174,8 @@ class MainWindow(QMainWindow):
             self.browse()
         else:
             self._refresh_query()
+        if resume_text or self._ocr_enabled():
+            self.read_chart_text()  # the new library's charts not read yet
         self.engineReplaced.emit()
 
     def _about(self) -> None:
@@ -1074,6 +1189,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if not self._closed:
             self._save_gui_state()
+            # gone from the screen at once, even while a worker finishes the step it is in
+            # (a chart being read cannot be interrupted)
+            self.hide()
             self.shutdown()
         event.accept()
 
@@ -1086,7 +1204,9 @@ class MainWindow(QMainWindow):
                 dlg.close()  # their own work stops with them
         self._closed = True
         self._refresh_timer.stop()
+        self._text_timer.stop()
         self.ingest.stop()
+        self.text_pass.stop()
         if not self.runner.shutdown(2000):
             log.warning("background work is still finishing; waiting for it before closing")
             self.runner.shutdown(15000)

@@ -11,6 +11,7 @@ dropped, so a slow query can never overwrite the answer of a newer one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import OrderedDict
@@ -58,6 +59,24 @@ class Row:
     #: the chart's text that matched the query's words (OCR lines, note, file name), if the
     #: engine reports it (``SearchResult.matched``)
     matched: tuple[str, ...] = ()
+    #: whether the tile shows its score (see ``badge_rows``)
+    badge: bool = True
+
+
+#: signals that match a query by text (the chart's OCR text, its note, keywords)
+TEXT_SIGNALS = frozenset({"ocr", "note", "keyword"})
+
+
+def badge_rows(results: Sequence[SearchResult]) -> list[bool]:
+    """Which results show a score badge on their tile.
+
+    A plain CLIP search scores every chart with its cosine: every tile shows it. In a hybrid
+    search where some charts matched by their text, the charts that only came in as the image
+    model's nearest candidates score near 0 on the fused scale (down to 0.000 for the last of
+    them): a badge would only say "not a text match", so they show none (their tooltip keeps
+    the score, and they stay in rank order after the matches)."""
+    hybrid = any(TEXT_SIGNALS & set(r.signals) for r in results)
+    return [not hybrid or bool(TEXT_SIGNALS & set(r.signals)) for r in results]
 
 
 def human_size(n: int) -> str:
@@ -81,6 +100,8 @@ class ResultsModel(QAbstractListModel):
     PathRole = Qt.ItemDataRole.UserRole + 5
     ThumbnailLoadedRole = Qt.ItemDataRole.UserRole + 6
     MatchedRole = Qt.ItemDataRole.UserRole + 7
+    #: the score as the tile's badge shows it ("0.873"), or None for no badge
+    BadgeRole = Qt.ItemDataRole.UserRole + 8
 
     #: item ids whose thumbnails should be loaded (emitted in batches, on the GUI thread)
     thumbnailsWanted = Signal(list)
@@ -140,9 +161,10 @@ class ResultsModel(QAbstractListModel):
         return True
 
     def set_results(self, generation: int, results: Iterable[SearchResult]) -> bool:
+        results = list(results)
         return self.set_rows(generation, [
-            Row(r.item, r.score, dict(r.signals), tuple(getattr(r, "matched", ()) or ()))
-            for r in results])
+            Row(r.item, r.score, dict(r.signals), tuple(getattr(r, "matched", ()) or ()), badge)
+            for r, badge in zip(results, badge_rows(results), strict=True)])
 
     def set_items(self, generation: int, items: Iterable[Item], *, more: bool = False) -> bool:
         return self.set_rows(generation, [Row(it) for it in items], more=more)
@@ -191,7 +213,7 @@ class ResultsModel(QAbstractListModel):
         if r is None:
             return False
         old = self._rows[r]
-        self._rows[r] = Row(item, old.score, old.signals, old.matched)
+        self._rows[r] = dataclasses.replace(old, item=item)
         idx = self.index(r, 0)
         self.dataChanged.emit(idx, idx)
         return True
@@ -246,6 +268,8 @@ class ResultsModel(QAbstractListModel):
             return item.path
         if role == self.MatchedRole:
             return list(row.matched)
+        if role == self.BadgeRole:
+            return f"{row.score:.3f}" if row.score is not None and row.badge else None
         if role == self.ThumbnailLoadedRole:
             return item.id in self._pixmaps or item.id in self._missing
         return None
@@ -261,7 +285,7 @@ class ResultsModel(QAbstractListModel):
         names.update({self.ItemRole: b"item", self.ScoreRole: b"score",
                       self.SignalsRole: b"signals", self.IdRole: b"itemId",
                       self.PathRole: b"path", self.ThumbnailLoadedRole: b"thumbnailLoaded",
-                      self.MatchedRole: b"matched"})
+                      self.MatchedRole: b"matched", self.BadgeRole: b"badge"})
         return names
 
     def canFetchMore(self, parent: AnyIndex) -> bool:  # noqa: N802
@@ -297,6 +321,8 @@ class ResultsModel(QAbstractListModel):
         if row.score is not None:
             extra = f" ({describe_signals(row.signals)})" if len(row.signals) > 1 else ""
             lines.append(f"score {row.score:.3f}{extra}")
+            if not row.badge:
+                lines.append("matched by its picture only (its text does not match)")
         lines.append("added " + time.strftime("%Y-%m-%d %H:%M", time.localtime(it.added)))
         if len(it.paths) > 1:
             lines.append(f"also at {len(it.paths) - 1} other path(s)")

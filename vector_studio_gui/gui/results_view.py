@@ -129,10 +129,10 @@ class TileDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(QRectF(target).adjusted(0.5, 0.5, -0.5, -0.5))
 
-        # score badge (search results only)
-        score = index.data(ResultsModel.ScoreRole)
-        if isinstance(score, float):
-            self._badge(painter, option, box, f"{score:.3f}", index.row() == 0)
+        # score badge (search results only; not on picture-only candidates of a text match)
+        badge = index.data(ResultsModel.BadgeRole)
+        if isinstance(badge, str):
+            self._badge(painter, option, box, badge, index.row() == 0)
 
         # file name
         name = index.data(Qt.ItemDataRole.DisplayRole) or ""

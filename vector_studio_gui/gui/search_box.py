@@ -31,6 +31,22 @@ from vector_studio_gui.core.imaging import SUPPORTED_EXTENSIONS
 
 PLACEHOLDER = "Describe a chart, or paste/drop an image"
 DEBOUNCE_MS = 250
+#: the query syntax (core/query.py; the README's "Search syntax" section says the same)
+SYNTAX_TIP = (
+    "<b>Search syntax</b>"
+    "<table cellspacing='0' cellpadding='2'>"
+    "<tr><td><tt>gold&nbsp;price&nbsp;2024</tt></td><td>plain words are semantic: matched by "
+    "meaning against the picture, the chart's text and your notes; charts whose text holds "
+    "the words also rank higher</td></tr>"
+    "<tr><td><tt>\"XAUUSD&nbsp;4H\"</tt></td><td>a \"quoted phrase\" must appear in the "
+    "chart's text (read from the picture, its note or its file name)</td></tr>"
+    "<tr><td><tt>-weekly</tt></td><td>a -word excludes charts whose text contains it "
+    "(-\"a phrase\" too)</td></tr>"
+    "</table>"
+    "Case and accents do not matter; common words (<i>the, of, chart</i>) are not keywords. "
+    "Paste (Ctrl+V) or drop an image to find similar charts; Enter searches at once, Esc "
+    "shows the whole library."
+)
 
 
 def image_file(mime: QMimeData | None) -> str | None:
@@ -80,6 +96,7 @@ class SearchBox(QLineEdit):
     def __init__(self, parent: QWidget | None = None, debounce_ms: int = DEBOUNCE_MS) -> None:
         super().__init__(parent)
         self.setPlaceholderText(PLACEHOLDER)
+        self.setToolTip(SYNTAX_TIP)
         self.setClearButtonEnabled(True)
         self.setAccessibleName("Search")
         self._icon_action = self.addAction(QIcon(_magnifier(self)),

@@ -379,8 +379,10 @@ class LibraryPage(OptionsPage):
         self.thumb_spin.setToolTip("Longest side of the thumbnails made when charts are added "
                                    "(existing thumbnails keep their size)")
         self.ocr_check = QCheckBox("Read the text in charts (OCR) when adding them")
-        self.ocr_check.setToolTip("Makes titles and labels searchable; about 10x slower per chart "
-                                  "than the image model")
+        self.ocr_check.setToolTip("Reads titles, tickers and labels in the background after "
+                                  "charts are added, so searches find charts by their text; "
+                                  "about 10x slower per chart than the image model, and never "
+                                  "holds up searching")
 
         self.rebuild_button = QPushButton("Rebuild index")
         self.rebuild_button.setToolTip("Rebuild the search index from the vectors in the library "

@@ -6,6 +6,12 @@ Modelled on superqt's ``thread_worker``: the function gets a context with a canc
 thread, so every hop goes through a slot of a GUI-thread QObject). Workers never touch widgets.
 ``TaskRunner.shutdown`` cancels and joins every thread, so closing the app never aborts a running
 QThread (which kills the whole process).
+
+Worker threads announce themselves to Python's ``threading`` while they run (see
+:func:`python_thread`): the library closes the SQLite connections of threads ``threading`` does
+not know as alive, and a QThread is unknown to it until something calls
+``threading.current_thread()`` there, so without this a connection could be closed while its
+thread is using it (a crash).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -21,6 +28,22 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from vector_studio_gui.core.errors import Cancelled, VectorStudioError
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def python_thread() -> Iterator[None]:
+    """While inside, the current (Qt-started) thread counts as alive for ``threading`` (it is
+    in ``threading.enumerate()``); afterwards it no longer does, so what was kept per thread
+    (the library's read connection) can be released."""
+    ident = threading.get_ident()
+    known = ident in threading._active  # a thread threading started itself: leave it alone
+    threading.current_thread()  # registers a dummy Thread for a foreign (Qt) thread
+    try:
+        yield
+    finally:
+        if not known:
+            with threading._active_limbo_lock:
+                threading._active.pop(ident, None)
 
 
 class TaskContext:
@@ -53,6 +76,10 @@ class _Worker(QObject):
 
     @Slot()
     def run(self) -> None:
+        with python_thread():
+            self._run()
+
+    def _run(self) -> None:
         try:
             result = self._fn(self.ctx, *self._args, **self._kwargs)
         except Cancelled as exc:
