@@ -358,3 +358,30 @@ def test_touched_but_unchanged_file_counts_as_unchanged(engine, chart_folder):
     report = engine.ingest([chart_folder])
     assert (report.added, report.duplicates, report.unchanged) == (0, 0, len(COLOURS))
     assert engine.library.lookup_path(str(chart_folder / "red-bar.png"))[2] == 2
+
+
+def test_threads_unknown_to_python_keep_their_connection(engine, chart_folder):
+    """A thread started outside Python (a QThread) is not in threading's registry while it runs;
+    its connection must never be closed under it by another thread's pruning."""
+    import _thread
+
+    engine.ingest([chart_folder])
+    ready, go, done = threading.Event(), threading.Event(), threading.Event()
+    results: list = []
+
+    def foreign():  # _thread.start_new_thread does not register in threading._active
+        results.append(engine.search_text("red", k=1).results[0].item.path)
+        ready.set()
+        go.wait(10)
+        results.append(engine.search_text("blue", k=1).results[0].item.path)
+        done.set()
+
+    _thread.start_new_thread(foreign, ())
+    assert ready.wait(10)
+    for _ in range(3):  # other threads come and go, each pruning on its first read
+        t = threading.Thread(target=lambda: engine.search_text("green", k=1))
+        t.start()
+        t.join()
+    go.set()
+    assert done.wait(10)
+    assert [Path(p).name for p in results] == ["red-bar.png", "blue-bar.png"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -158,9 +159,10 @@ class Library:
         self.index_dir = self.root / "index"
         self._lock = WriterLock(self.root)
         self._write_lock = threading.RLock()
-        # Read connections keyed by OS thread id, not threading.local: PySide gives a QThread a
-        # fresh Python thread state per slot call, which would open a new connection each time.
-        self._readers: dict[int, sqlite3.Connection] = {}
+        # Read connections keyed by the OS thread id, not threading.local: PySide gives a QThread
+        # a fresh Python thread state per slot call, which would open a new connection each time.
+        # The value keeps the Python Thread object where there is one (None for foreign threads).
+        self._readers: dict[int, tuple[sqlite3.Connection, threading.Thread | None]] = {}
         self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         if read_only:
@@ -233,28 +235,43 @@ class Library:
 
     @property
     def _read(self) -> sqlite3.Connection:
-        ident = threading.get_ident()
-        db = self._readers.get(ident)
-        if db is None:
+        tid = threading.get_native_id()
+        entry = self._readers.get(tid)
+        if entry is None:
             db = self._connect(write=False)
+            current = threading.current_thread()
+            owner = None if isinstance(current, threading._DummyThread) else current
             with self._readers_lock:
                 self._prune_readers()
-                self._readers[ident] = db
-        return db
+                self._readers[tid] = (db, owner)
+            return db
+        return entry[0]
 
     def _prune_readers(self) -> None:
-        """Close the connections of threads that have ended (loader pools, finished tasks)."""
-        live = set(threading._active)  # includes threads started outside Python (QThreads)
-        for ident in [i for i in self._readers if i not in live]:
-            with suppress(sqlite3.Error):
-                self._readers.pop(ident).close()
+        """Close the connections of threads that have ended (loader pools, finished tasks).
+
+        A thread counts as ended only when that is certain: its Python Thread object says so, or
+        (Linux) the OS no longer lists it. Threads started by Qt have no reliable Python object,
+        so elsewhere their connections stay open until the library closes.
+        """
+        for tid, (db, owner) in list(self._readers.items()):
+            if owner is not None:
+                ended = not owner.is_alive()
+            elif sys.platform.startswith("linux"):
+                ended = not os.path.exists(f"/proc/self/task/{tid}")
+            else:
+                ended = False
+            if ended:
+                del self._readers[tid]
+                with suppress(sqlite3.Error):
+                    db.close()
 
     def open_connections(self) -> int:
         return len(self._readers) + (self._writer is not None)
 
     def close(self) -> None:
         with self._readers_lock:
-            for db in self._readers.values():
+            for db, _ in self._readers.values():
                 with suppress(sqlite3.Error):
                     db.close()
             self._readers.clear()
