@@ -154,17 +154,25 @@ class ModelStore:
         return out
 
     # ----------------------------------------------------------------- resolving
-    def clip_files(self, name: str, quantized: bool = False) -> ClipFiles:
+    def _installed(self, name: str, quantized: bool, role: str
+                   ) -> tuple[ModelSpec | None, Path, dict]:
+        """Catalog entry, folder and manifest of an installed model of ``role``, or a clear error."""
+        wrong = (f"{name} is a text model, not a CLIP model" if role == "clip"
+                 else f"{name} is a CLIP model, not a text model")
         spec = get_spec(name)
-        if spec is not None and spec.role != "clip":
-            raise ModelError(f"{name} is a text model, not a CLIP model")
+        if spec is not None and spec.role != role:
+            raise ModelError(wrong)
         folder = self.folder(name, quantized)
         man = download.read_manifest(folder)
         if man is None or not download.is_installed(folder):
             self._raise_missing_variant(name, quantized)
             raise ModelNotInstalledError(_not_installed(name))
-        if man.get("role") != "clip":
-            raise ModelError(f"{name} is a text model, not a CLIP model")
+        if man.get("role") != role:
+            raise ModelError(wrong)
+        return spec, folder, man
+
+    def clip_files(self, name: str, quantized: bool = False) -> ClipFiles:
+        spec, folder, man = self._installed(name, quantized, "clip")
         files = man["files"]
         return ClipFiles(
             name=name,
@@ -184,16 +192,7 @@ class ModelStore:
                 )
             tok = self._tokenizer_for_bare(path, tokenizer)
             return TextFiles(name=name, model=path, tokenizer=tok, max_tokens=256)
-        spec = get_spec(name)
-        if spec is not None and spec.role != "text":
-            raise ModelError(f"{name} is a CLIP model, not a text model")
-        folder = self.folder(name, quantized)
-        man = download.read_manifest(folder)
-        if man is None or not download.is_installed(folder):
-            self._raise_missing_variant(name, quantized)
-            raise ModelNotInstalledError(_not_installed(name))
-        if man.get("role") != "text":
-            raise ModelError(f"{name} is a CLIP model, not a text model")
+        spec, folder, man = self._installed(name, quantized, "text")
         files = man["files"]
         return TextFiles(
             name=name,
