@@ -523,3 +523,27 @@ def fake_hub() -> Iterator[FakeHub]:
     """An empty, started FakeHub; add files with ``fake_hub.add_file`` (import into conftest)."""
     with FakeHub() as hub:
         yield hub
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def isolate_from_real_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real hub: clear HF_* variables and refuse to resolve any non-local host name.
+
+    huggingface_hub also reads HF_HUB_OFFLINE once at import, so its constant is reset too.
+    """
+    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in LOCAL_HOSTS:
+            raise socket.gaierror(socket.EAI_NONAME, f"test blocked DNS lookup of {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)

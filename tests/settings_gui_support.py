@@ -7,32 +7,17 @@ host name refused). ``serve_catalog_model`` puts look-alike files for a catalog 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
+from hub_server import isolate_from_real_hub
 
 from vector_studio_gui.core.catalog import get_spec
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 @pytest.fixture
 def hub_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    real_getaddrinfo = socket.getaddrinfo
-
-    def local_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in LOCAL_HOSTS:
-            raise socket.gaierror(socket.EAI_NONAME, f"test blocked DNS lookup of {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    isolate_from_real_hub(monkeypatch)
     yield
 
 

@@ -18,7 +18,13 @@ for _dir in (Path(__file__).resolve().parents[2], Path(__file__).resolve().paren
     if str(_dir) not in sys.path:
         sys.path.insert(0, str(_dir))
 
-from hub_server import FakeHub, SilentServer, closed_port_url, fake_model  # noqa: E402
+from hub_server import (  # noqa: E402
+    FakeHub,
+    SilentServer,
+    closed_port_url,
+    fake_model,
+    isolate_from_real_hub,
+)
 
 from vector_studio_gui.core.download import (  # noqa: E402
     DownloadProgress,
@@ -30,26 +36,11 @@ from vector_studio_gui.core.download import (  # noqa: E402
 )
 from vector_studio_gui.core.errors import Cancelled, DownloadError, OfflineError  # noqa: E402
 
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
 
 @pytest.fixture(autouse=True)
 def _isolated_hub_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No real hub: clear HF_* variables and refuse to resolve any non-local host name."""
-    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    real_getaddrinfo = socket.getaddrinfo
-
-    def local_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in _LOCAL_HOSTS:
-            raise socket.gaierror(socket.EAI_NONAME, f"test blocked DNS lookup of {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    isolate_from_real_hub(monkeypatch)
 
 
 @pytest.fixture
