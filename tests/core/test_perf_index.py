@@ -12,9 +12,9 @@ def test_search_ef_grows_with_the_graph_and_covers_k():
     sizes = [1_000, 100_000, 250_000, 400_000, 1_000_000, 5_000_000]
     efs = [search_ef(n, 10) for n in sizes]
     assert efs == sorted(efs)
-    assert efs[1] == index_mod.EF_SEARCH
+    assert efs[1] >= 64  # recall@10 1.0 at 100k (bench_index.py ef sweep)
     assert search_ef(1_000_000, 10) >= 200  # recall@10 >= 0.99 at 1M (bench_index.py)
-    assert search_ef(100_000, 300) == 600
+    assert search_ef(100_000, 300) >= 300  # hnswlib refuses k > ef
 
 
 def test_search_uses_the_size_dependent_ef(tmp_path, monkeypatch):

@@ -61,13 +61,14 @@ def orthonormal_projection(d_in: int, d_out: int, seed: int) -> np.ndarray:
 
 
 class _OnnxModel:
-    def __init__(self, path: Path, runtime: RuntimeOptions, warn: Warn) -> None:
+    def __init__(self, path: Path, runtime: RuntimeOptions, warn: Warn, *,
+                 spin: bool = False) -> None:
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         self.path = path
         self.session = create_session(
             path, provider=runtime.provider, device_id=runtime.device_id,
-            threads=runtime.threads, warn=warn,
+            threads=runtime.threads, warn=warn, spin=spin,
         )
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = {o.name: o for o in self.session.get_outputs()}
@@ -316,7 +317,7 @@ class ClipTextEncoder(_TokenModel):
     def __init__(self, path: Path, tokenizer_path: Path, runtime: RuntimeOptions = RuntimeOptions(),
                  warn: Warn = None, max_tokens: int = 77,
                  projection: np.ndarray | None = None) -> None:
-        self.model = _OnnxModel(path, runtime, warn)
+        self.model = _OnnxModel(path, runtime, warn, spin=True)  # latency-bound: queries
         _check_text_inputs(self.model, {"input_ids", "attention_mask", "position_ids"},
                            "CLIP text model")
         self.fixed_length = _declared_int(self.model.inputs["input_ids"].shape[1])
@@ -336,7 +337,7 @@ class TextEncoder(_TokenModel):
     def __init__(self, path: Path, tokenizer_path: Path, runtime: RuntimeOptions = RuntimeOptions(),
                  warn: Warn = None, max_tokens: int = 256, query_prefix: str = "",
                  passage_prefix: str = "", projection: np.ndarray | None = None) -> None:
-        self.model = _OnnxModel(path, runtime, warn)
+        self.model = _OnnxModel(path, runtime, warn, spin=True)  # latency-bound: queries
         _check_text_inputs(self.model, {"input_ids", "attention_mask", "token_type_ids"},
                            "text model")
         self.fixed_length = _declared_int(self.model.inputs["input_ids"].shape[1])
@@ -357,10 +358,20 @@ class TextEncoder(_TokenModel):
         self.passage_prefix = passage_prefix
         self.projection = projection
         self._dim = None
+        self._last_query: tuple[str, np.ndarray] | None = None
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Search queries, with the model's query prefix (e5: ``"query: "``)."""
-        return self.encode([self.query_prefix + t for t in texts])
+        """Search queries, with the model's query prefix (e5: ``"query: "``).
+
+        One search matches the same query against OCR text and notes: the last single query's
+        vector is kept, so it is encoded once."""
+        last = self._last_query
+        if len(texts) == 1 and last is not None and last[0] == texts[0]:
+            return last[1].copy()
+        out = self.encode([self.query_prefix + t for t in texts])
+        if len(texts) == 1:
+            self._last_query = (texts[0], out.copy())
+        return out
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         """Stored texts (notes), with the model's passage prefix (e5: ``"passage: "``)."""

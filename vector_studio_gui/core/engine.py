@@ -96,7 +96,7 @@ class Engine:
         self._clip_text_enc: ClipTextEncoder | None = None
         self._text_enc: TextEncoder | None = None
         self._indexes: dict[str, VectorIndex] = {}
-        self._notes_cache: tuple[str, np.ndarray, np.ndarray] | None = None
+        self._notes_cache: tuple[tuple, np.ndarray, np.ndarray] | None = None
 
     # ----------------------------------------------------------------- basics
     def warn(self, message: str) -> None:
@@ -344,9 +344,14 @@ class Engine:
         qv = enc.encode_queries([query])
         return exact_top(qv, ids, mat, 100, NOTE_MIN_COSINE)
 
-    def _note_matrix(self, enc: TextEncoder, notes: list[tuple[int, str]]
+    def _note_matrix(self, enc: TextEncoder, notes: Sequence[tuple[int, str]]
                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and vectors of the noted charts, kept until a note or the text model changes."""
         space = self.text_space()
+        key = (space, tuple(notes))
+        cached = self._notes_cache
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
         have: dict[int, np.ndarray] = {}
         for ids, mat in self.library.vectors(space, source="note"):
             for i, v in zip(ids.tolist(), mat, strict=True):
@@ -359,7 +364,9 @@ class Engine:
                 if not self.library.read_only:
                     self.library.set_note(i, t, space, v)
         ids = np.array([i for i, _ in notes], np.int64)
-        return ids, np.stack([have[i] for i in ids.tolist()])
+        mat = np.stack([have[i] for i in ids.tolist()])
+        self._notes_cache = (key, ids, mat)
+        return ids, mat
 
     def search_image(self, source: str | os.PathLike | bytes | Image.Image, k: int = 10,
                      min_score: float | None = None) -> SearchResponse:

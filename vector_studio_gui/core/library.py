@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS items (
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS items_added ON items(added);
+-- the few charts with a note, found without scanning every item on each search
+CREATE INDEX IF NOT EXISTS items_noted ON items(note) WHERE note != '';
 CREATE TABLE IF NOT EXISTS paths (
     path TEXT PRIMARY KEY,
     item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
@@ -74,7 +76,9 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector BLOB NOT NULL,
     PRIMARY KEY (item_id, space, source)
 );
-CREATE INDEX IF NOT EXISTS embeddings_space ON embeddings(space, source);
+-- covers item_id, so listing a space's ids (index open at 1M items) never reads the vectors
+CREATE INDEX IF NOT EXISTS embeddings_space_item ON embeddings(space, source, item_id);
+DROP INDEX IF EXISTS embeddings_space;
 CREATE TABLE IF NOT EXISTS ocr_lines (
     item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
     line INTEGER NOT NULL,
@@ -161,8 +165,9 @@ class Library:
         self._write_lock = threading.RLock()
         # Read connections keyed by the OS thread id, not threading.local: PySide gives a QThread
         # a fresh Python thread state per slot call, which would open a new connection each time.
-        # The value keeps the Python Thread object where there is one (None for foreign threads).
-        self._readers: dict[int, tuple[sqlite3.Connection, threading.Thread | None]] = {}
+        # The value keeps the Python Thread object where there is one (None for foreign threads)
+        # and the memo of values derived from the database (see _memo).
+        self._readers: dict[int, tuple[sqlite3.Connection, threading.Thread | None, dict]] = {}
         self._readers_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         if read_only:
@@ -235,17 +240,38 @@ class Library:
 
     @property
     def _read(self) -> sqlite3.Connection:
+        return self._reader()[0]
+
+    def _reader(self) -> tuple[sqlite3.Connection, threading.Thread | None, dict]:
+        """This thread's read connection, its owner and its memo of derived values."""
         tid = threading.get_native_id()
         entry = self._readers.get(tid)
         if entry is None:
             db = self._connect(write=False)
             current = threading.current_thread()
             owner = None if isinstance(current, threading._DummyThread) else current
+            entry = (db, owner, {})
             with self._readers_lock:
                 self._prune_readers()
-                self._readers[tid] = (db, owner)
-            return db
-        return entry[0]
+                self._readers[tid] = entry
+        return entry
+
+    def _memo(self, key: tuple, compute: Callable[[sqlite3.Connection], object]) -> object:
+        """A value derived from the database, recomputed only after a commit.
+
+        Searches ask for the item count, the notes and the OCR vector count on every keystroke;
+        at 100k items those queries cost more than the search itself. SQLite's data_version
+        changes on a read connection whenever any connection (this process's writer or another
+        process) commits, so a stale value is never served.
+        """
+        db, _, memo = self._reader()
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        hit = memo.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = compute(db)
+        memo[key] = (version, value)
+        return value
 
     def _prune_readers(self) -> None:
         """Close the connections of threads that have ended (loader pools, finished tasks).
@@ -254,7 +280,7 @@ class Library:
         (Linux) the OS no longer lists it. Threads started by Qt have no reliable Python object,
         so elsewhere their connections stay open until the library closes.
         """
-        for tid, (db, owner) in list(self._readers.items()):
+        for tid, (db, owner, _) in list(self._readers.items()):
             if owner is not None:
                 ended = not owner.is_alive()
             elif sys.platform.startswith("linux"):
@@ -271,7 +297,7 @@ class Library:
 
     def close(self) -> None:
         with self._readers_lock:
-            for db, _ in self._readers.values():
+            for db, _, _ in self._readers.values():
                 with suppress(sqlite3.Error):
                     db.close()
             self._readers.clear()
@@ -366,7 +392,8 @@ class Library:
         return row is not None
 
     def count(self) -> int:
-        return int(self._scalar("SELECT COUNT(*) FROM items") or 0)
+        return self._memo(("count",), lambda db: int(
+            db.execute("SELECT COUNT(*) FROM items").fetchone()[0] or 0))
 
     def item(self, item_id: int) -> Item | None:
         items = self.items([item_id])
@@ -413,10 +440,11 @@ class Library:
     def all_paths(self) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in self._read.execute("SELECT path, item_id FROM paths")]
 
-    def notes(self) -> list[tuple[int, str]]:
-        return [(r[0], r[1]) for r in self._read.execute(
-            "SELECT id, note FROM items WHERE note != ''"
-        )]
+    def notes(self) -> tuple[tuple[int, str], ...]:
+        """(id, note) of every chart with a note, in id order."""
+        # sorted here: ORDER BY in SQL would make SQLite scan every item instead of the index
+        return self._memo(("notes",), lambda db: tuple(sorted((r[0], r[1]) for r in db.execute(
+            "SELECT id, note FROM items WHERE note != ''"))))
 
     # ----------------------------------------------------------------- embeddings
     def embedding_ids(self, space: str, source: str = "image") -> np.ndarray:
@@ -716,11 +744,13 @@ class Library:
 
     def embedding_count(self, space: str, source: str) -> tuple[int, int]:
         """(count, largest rowid) of a space's vectors of one source: changes whenever they do."""
-        row = self._read.execute(
-            "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM embeddings WHERE space=? AND source=?",
-            (space, source),
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        def compute(db: sqlite3.Connection) -> tuple[int, int]:
+            row = db.execute(
+                "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM embeddings "
+                "WHERE space=? AND source=?", (space, source),
+            ).fetchone()
+            return int(row[0]), int(row[1])
+        return self._memo(("embedding_count", space, source), compute)
 
     def keyword_search(self, match: str, limit: int = 200,
                        weights: tuple[float, float, float] = (1.0, 1.0, 0.5)

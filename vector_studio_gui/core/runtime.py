@@ -107,8 +107,11 @@ def create_session(
     device_id: int = 0,
     threads: int = 0,
     warn: Callable[[str], None] | None = None,
+    spin: bool = False,
 ) -> ort.InferenceSession:
-    """An inference session on ``provider`` or, failing that, on the CPU with a warning."""
+    """An inference session on ``provider`` or, failing that, on the CPU with a warning.
+
+    ``spin``: let idle intra-op threads spin (latency-bound sessions, see below)."""
     provider = normalize_provider(provider)
     opts = ort.SessionOptions()
     if threads > 0:
@@ -118,7 +121,11 @@ def create_session(
     # image loaders (ingest) or the GUI need between operators, and on a busy machine each
     # parallel section waits for spinners that were preempted. Measured on 2 cores under load:
     # ingest uses ~12% less CPU per image; a typed query's text tower p50 28 -> 13 ms.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # A typed query is the opposite case: one short run of ~200 small operators, where waking
+    # a blocked thread for each costs more than the operator; spinning text towers answer a
+    # query in 3.1-4.9 ms instead of 5.1-5.5 (int8) and 6.7-7.6 instead of 8.7-9.0 (fp32) on a
+    # quiet 2-core machine, and no slower under load (benchmarks/README.md, target 3).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # ORT's own warnings and errors go to stderr unfiltered (a failing model printed a coloured

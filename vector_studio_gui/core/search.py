@@ -33,6 +33,9 @@ def fuse(signals: dict[str, Ranked], k: int, min_score: float | None = None
     With one signal the score is its cosine. With several, items are ordered by reciprocal
     rank fusion and the score shown is the best cosine among the signals that matched.
     """
+    if len(signals) == 1:  # one list (a plain image search): no fusion, no per-item dicts
+        ((name, ranked),) = signals.items()
+        return _single(name, ranked, k, min_score)
     per_item: dict[int, dict[str, float]] = {}
     rrf: dict[int, float] = {}
     for name, ranked in signals.items():
@@ -52,6 +55,27 @@ def fuse(signals: dict[str, Ranked], k: int, min_score: float | None = None
         if min_score is not None and score < min_score:
             continue
         out.append((iid, score, sig))
+        if len(out) >= k:
+            break
+    return out
+
+
+def _single(name: str, ranked: Ranked, k: int, min_score: float | None
+            ) -> list[tuple[int, float, dict[str, float]]]:
+    scores = np.asarray(ranked.scores, np.float64)
+    order = np.argsort(-scores, kind="stable") if np.any(scores[1:] > scores[:-1]) else None
+    ids = ranked.ids if order is None else ranked.ids[order]
+    scores = scores if order is None else scores[order]
+    out: list[tuple[int, float, dict[str, float]]] = []
+    seen: set[int] = set()
+    for iid, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        if iid in seen:
+            continue
+        seen.add(iid)
+        score = round(score, 6)
+        if min_score is not None and score < min_score:
+            continue
+        out.append((iid, score, {name: score}))
         if len(out) >= k:
             break
     return out
