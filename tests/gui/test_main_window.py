@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 
@@ -511,3 +512,50 @@ def test_searching_all_day_does_not_use_up_file_handles(qtbot, filled_window):
             w.search_text(f"{COLOURS[k % 6]} chart {k}")
     assert len(os.listdir("/proc/self/fd")) - before < 4
     assert names(w)[0] == "yellow-bar.png"  # the last query: "yellow chart 39"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice: Linux")
+def test_ingest_runs_below_the_gui_thread_so_the_window_keeps_drawing(qtbot, window, chart_folder,
+                                                                    monkeypatch):
+    from vector_studio_gui.core import ingest as ingest_mod
+
+    seen: list[int] = []
+    real = ingest_mod.load_image
+
+    def spy(*a, **kw):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ingest_mod, "load_image", spy)
+    gui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    report = ingest_and_wait(qtbot, window, [str(chart_folder)])
+    assert report.added == len(seen) > 0
+    assert min(seen) > gui
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui
+
+
+def test_after_the_first_listing_full_garbage_collections_skip_start_up_objects(qtbot, window):
+    import gc
+
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=2000)
+    # a full collection (which stops every thread, the GUI's included) walks only what was
+    # made since start-up, not the tens of thousands of objects of modules, Qt and models
+    assert gc.get_freeze_count() > 10_000
+
+
+def test_thumbnails_are_loaded_at_the_tiles_size_again_after_a_resize(qtbot, filled_window):
+    w = filled_window
+    box = w.view.delegate.thumb
+
+    def loaded_at(size) -> bool:
+        pix = w.model.data(w.model.index(0, 0), Qt.ItemDataRole.DecorationRole)
+        return (w.model.data(w.model.index(0, 0), ResultsModel.ThumbnailLoadedRole)
+                and max(pix.width(), pix.height()) > 0
+                and (pix.width() == size.width() or pix.height() == size.height()))
+
+    # drawn as loaded: no rescaling of every thumbnail on every scroll frame
+    qtbot.waitUntil(lambda: loaded_at(box), timeout=5000)
+    w.resize(w.width() + 170, w.height())
+    qtbot.waitUntil(lambda: w.view.delegate.thumb != box, timeout=2000)
+    new = w.view.delegate.thumb
+    qtbot.waitUntil(lambda: w.model.thumb_size == new and loaded_at(new), timeout=5000)

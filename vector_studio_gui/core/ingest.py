@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vector_studio_gui.core import priority
 from vector_studio_gui.core.errors import ImageError, LibraryError, VectorStudioError
 from vector_studio_gui.core.imaging import DecodedImage, load_image
 from vector_studio_gui.core.index import VectorIndex
@@ -211,7 +212,9 @@ class Ingestor:
 
         if work and callable(self.image_size):
             self.image_size = self.image_size()  # only now: unchanged files load no model
-        pool = ThreadPoolExecutor(max_workers=self.loaders, thread_name_prefix="vs-loader")
+        # loaders run at this thread's priority (lowered when a GUI runs the ingest)
+        pool = ThreadPoolExecutor(max_workers=self.loaders, thread_name_prefix="vs-loader",
+                                  initializer=priority.pool_initializer())
         window: deque[Future] = deque()
         save_error: LibraryError | None = None
         it = iter(work)

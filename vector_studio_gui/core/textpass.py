@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from vector_studio_gui.core import imaging
+from vector_studio_gui.core import imaging, priority
 from vector_studio_gui.core.encoders import TextEncoder
 from vector_studio_gui.core.errors import ImageError, ModelError, VectorStudioError
 from vector_studio_gui.core.ingest import read_file
@@ -85,7 +85,8 @@ def run_text_pass(engine: Engine, reader: OcrReader, *,
                              len(report.failed)))
 
     tick(0, "")
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vs-ocr-loader")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vs-ocr-loader",
+                              initializer=priority.pool_initializer())
     try:
         nxt: Future | None = pool.submit(_open_first, paths.get(todo[0], [])) if todo else None
         for k, iid in enumerate(todo):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vector_studio_gui.core import priority
 from vector_studio_gui.core.types import IngestProgress, IngestReport
 from vector_studio_gui.gui.workers import Task, TaskContext, TaskRunner
 
@@ -33,12 +34,14 @@ TASK_NAME = "ingest"
 
 def _ingest(ctx: TaskContext, engine, paths: list[str]) -> IngestReport:
     """Worker thread: ingest and report progress and batches through the task's channel."""
+    priority.lower_thread_priority()  # the window stays responsive (core/priority.py)
     return engine.ingest(paths, progress=ctx.progress, cancel=ctx.cancel,
                          on_batch=lambda ids: ctx.progress(("batch", list(ids))))
 
 
 def _reencode(ctx: TaskContext, engine, model: str, quantized: bool | None) -> dict:
     """Worker thread: encode the library again with ``model`` (the old index answers meanwhile)."""
+    priority.lower_thread_priority()
     return engine.reencode(model, quantized=quantized, progress=ctx.progress, cancel=ctx.cancel)
 
 

@@ -9,6 +9,7 @@ latest query's are shown.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import os
 import sqlite3
@@ -63,7 +64,7 @@ from vector_studio_gui.gui.details_pane import (
 from vector_studio_gui.gui.ingest_controller import IngestController
 from vector_studio_gui.gui.lanes import Lane
 from vector_studio_gui.gui.message_bar import MessageBar
-from vector_studio_gui.gui.results_model import LOAD_SIZE, ResultsModel, load_thumbnails
+from vector_studio_gui.gui.results_model import ResultsModel, load_thumbnails
 from vector_studio_gui.gui.results_view import DROP_HINT, DROP_SUBHINT, ResultsView, local_paths
 from vector_studio_gui.gui.search_box import SearchBox
 from vector_studio_gui.gui.text_pass import TextPassController
@@ -176,6 +177,23 @@ class _WarnRelay(QObject):
 
 
 # ----------------------------------------------------------------------------- the window
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Leave start-up's objects (modules, Qt wrappers, models: ~50k) out of every later full
+    garbage collection. Python runs those on whichever thread allocates, holding the GIL, and
+    each took 22-28 ms with the window open (up to 70 ms while charts were added): stalls the
+    user sees. Frozen, a full collection only walks what was made since. Once per process,
+    after the first listing is on screen."""
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
+
+
 class MainWindow(QMainWindow):
     #: a search's results are on screen (SearchResponse)
     searchShown = Signal(object)
@@ -306,6 +324,12 @@ class MainWindow(QMainWindow):
         self.view = ResultsView(self.splitter)
         self.view.setModel(self.model)
         self.view.filesDropped.connect(self.add_paths)
+        # thumbnails are loaded at the tiles' box, so painting them is a copy, not a rescale
+        # (scaling 25 thumbnails per frame cost ~2 ms of every scroll frame); after a resize
+        # settles they are loaded again at the new size (until then they are scaled)
+        self._thumb_box_timer = QTimer(self, singleShot=True, interval=250)
+        self._thumb_box_timer.timeout.connect(self._apply_thumb_box)
+        self.view.thumbBoxChanged.connect(lambda _box: self._thumb_box_timer.start())
         self.view.openRequested.connect(self.open_selected)
         self.view.deleteRequested.connect(self.remove_selected)
         self.view.customContextMenuRequested.connect(self._context_menu)
@@ -459,7 +483,10 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
-        self.model.set_thumbnail_size(LOAD_SIZE, self.devicePixelRatioF())
+        self._apply_thumb_box()
+
+    def _apply_thumb_box(self) -> None:
+        self.model.set_thumbnail_size(self.view.delegate.thumb, self.devicePixelRatioF())
 
     # ----------------------------------------------------------------- queries
     def browse(self) -> None:
@@ -488,6 +515,7 @@ class MainWindow(QMainWindow):
             return
         self._update_hint()
         self.browseShown.emit()
+        QTimer.singleShot(0, freeze_startup_heap)
 
     def _fetch_more(self) -> None:
         gen = self.model.generation
@@ -1166,7 +1194,7 @@ class MainWindow(QMainWindow):
         self.search_lane = Lane("search", self)
         self.thumb_lane = Lane("thumbs", self)
         self.model.set_thumbnail_size(QSize(), self.model.dpr)
-        self.model.set_thumbnail_size(LOAD_SIZE, self.devicePixelRatioF())
+        self._apply_thumb_box()
         self._apply_read_only()
         self._update_models_label()
         self._refresh_status()

@@ -40,8 +40,8 @@ from vector_studio_gui.core.types import Item, SearchResult
 #: stretch the tiles up to MAX_THUMB_WIDTH
 THUMB_SIZE = QSize(208, 136)
 MAX_THUMB_WIDTH = 288
-#: the box thumbnails are loaded into (the library's thumbnails are 256 px by default, so this
-#: rarely scales; the delegate scales on paint to the tile's current size)
+#: the box thumbnails are loaded into until the window sets the tiles' actual box (the largest
+#: one: the delegate scales on paint while the two differ)
 LOAD_SIZE = QSize(MAX_THUMB_WIDTH, round(MAX_THUMB_WIDTH * THUMB_SIZE.height() / THUMB_SIZE.width()))
 #: how many pixmaps stay cached (item id -> pixmap); a few screens' worth
 CACHE_SIZE = 1500
@@ -414,7 +414,8 @@ class ResultsModel(QAbstractListModel):
 
 def load_thumbnails(thumbnail_bytes, ids: Sequence[int], box: QSize, dpr: float
                     ) -> dict[int, QImage | None]:
-    """Worker-thread side: decode library thumbnails into QImages scaled to fit ``box``.
+    """Worker-thread side: decode library thumbnails into QImages scaled to fit ``box`` (up or
+    down: a thumbnail drawn at its own size costs the GUI thread a copy, not a rescale).
 
     ``thumbnail_bytes`` is ``Engine.thumbnail``. QImage (unlike QPixmap) may be made and
     scaled on any thread.
@@ -427,11 +428,22 @@ def load_thumbnails(thumbnail_bytes, ids: Sequence[int], box: QSize, dpr: float
         if img.isNull():
             out[item_id] = None
             continue
-        if img.width() > w or img.height() > h:
+        if img.width() != w and img.height() != h:  # fit the box here, so painting is a blit
             img = img.scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio,
                              Qt.TransformationMode.SmoothTransformation)
-        out[item_id] = img
+        out[item_id] = _framed(img)
     return out
+
+
+def _framed(img: QImage) -> QImage:
+    """The thumbnail with a faint 1 px frame (white charts on a light card need an edge);
+    drawn here once, not by the delegate on every paint (a stroked rect cost 0.17 ms a tile)."""
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
+    p = QPainter(img)
+    p.setPen(QColor(128, 128, 128, 110))
+    p.drawRect(0, 0, img.width() - 1, img.height() - 1)
+    p.end()
+    return img
 
 
 def _blank(size: QSize, dpr: float, colour: QColor) -> QPixmap:

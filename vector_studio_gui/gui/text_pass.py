@@ -19,6 +19,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from vector_studio_gui.core import priority
 from vector_studio_gui.core.types import OcrProgress, OcrReport
 from vector_studio_gui.gui.ingest_controller import ProgressWidget, format_eta
 from vector_studio_gui.gui.workers import Task, TaskContext, TaskRunner
@@ -46,6 +47,7 @@ def _read_text(ctx: TaskContext, engine) -> OcrReport:
     """Worker thread: read the text of every chart not read yet."""
     if not needs_pass(engine):
         return OcrReport()
+    priority.lower_thread_priority()  # the window stays responsive (core/priority.py)
     return engine.read_text_pass(progress=ctx.progress, cancel=ctx.cancel)
 
 
