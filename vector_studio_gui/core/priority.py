@@ -5,7 +5,9 @@ GUI thread waited its turn behind them: the event loop stalled up to ~70-100 ms 
 charts were added. With the worker threads one step lower (Linux nice +5) the scheduler runs
 the GUI thread as soon as it wakes (worst stall ~27 ms) and the ingest is as fast as before,
 because its threads still share the cores equally among themselves (benchmarks/README.md,
-target 5). The CLI does not lower anything: it has no window to keep responsive.
+target 5). The CLI does not lower anything: it has no window to keep responsive. Linux and
+Windows; macOS has no per-thread priority in the standard library (its QoS classes need a
+native call, which this package does not make).
 """
 
 from __future__ import annotations
@@ -62,10 +64,4 @@ def _lower() -> bool:
         thread_priority_below_normal = -1
         return bool(kernel32.SetThreadPriority(kernel32.GetCurrentThread(),
                                                thread_priority_below_normal))
-    if sys.platform == "darwin":  # pragma: no cover - exercised on macOS only
-        import ctypes
-
-        libsystem = ctypes.CDLL("/usr/lib/libSystem.dylib")
-        qos_class_utility = 0x11
-        return libsystem.pthread_set_qos_class_self_np(qos_class_utility, 0) == 0
     return False
