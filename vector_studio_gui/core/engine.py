@@ -712,7 +712,7 @@ class Engine:
         }
 
 
-def _keyword_notes(query: str, notes: list[tuple[int, str]]) -> Ranked:
+def _keyword_notes(query: str, notes: Sequence[tuple[int, str]]) -> Ranked:
     words = {w for w in query.lower().split() if len(w) > 1}
     scored = []
     for iid, text in notes:
