@@ -559,3 +559,17 @@ def test_thumbnails_are_loaded_at_the_tiles_size_again_after_a_resize(qtbot, fil
     qtbot.waitUntil(lambda: w.view.delegate.thumb != box, timeout=2000)
     new = w.view.delegate.thumb
     qtbot.waitUntil(lambda: w.model.thumb_size == new and loaded_at(new), timeout=5000)
+
+
+def test_replacing_the_engine_lets_the_collector_free_the_old_one(qtbot, window):
+    import gc
+    import weakref
+
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=2000)
+    window.engine.cycle = [window.engine]  # caught in a reference cycle, as objects can be
+    old = weakref.ref(window.engine)
+    window.replace_engine()
+    qtbot.waitUntil(lambda: window.model.shown_generation == window.model.generation,
+                    timeout=5000)
+    gc.collect()
+    assert old() is None  # its models and connections are not kept for the process's life

@@ -8,6 +8,8 @@ whose title is written large (tests/ocr_helpers.py).
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import threading
 import time
 
@@ -382,3 +384,32 @@ def test_a_words_box_is_cut_from_its_lines_box_also_when_rotated():
     up = ((20.0, 0.0), (20.0, 100.0), (0.0, 100.0), (0.0, 0.0))
     box = span_box(up, "abcd", 2, 4, pad=0)
     assert box == ((20.0, 50.0), (20.0, 100.0), (0.0, 100.0), (0.0, 50.0))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice: Linux")
+def test_the_text_pass_runs_lowered_but_builds_the_query_text_model_at_normal_priority(
+        engine, chart_folder, monkeypatch):
+    from vector_studio_gui.gui.text_pass import _read_text
+    from vector_studio_gui.gui.workers import TaskContext
+
+    engine.ingest([chart_folder])
+    nice = {}
+    real_encoder = engine.text_encoder
+
+    def text_encoder():
+        # typed queries reuse this model: threads ONNX Runtime starts now inherit this priority
+        nice.setdefault("text_encoder", os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real_encoder()
+
+    def read_text_pass(**kw):
+        nice["pass"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return OcrReport()
+
+    monkeypatch.setattr(engine, "text_encoder", text_encoder)
+    monkeypatch.setattr(engine, "read_text_pass", read_text_pass)
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    t = threading.Thread(target=_read_text, args=(TaskContext(lambda _v: None), engine))
+    t.start()
+    t.join()
+    assert nice["text_encoder"] == main
+    assert nice["pass"] > main

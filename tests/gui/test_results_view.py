@@ -120,3 +120,47 @@ def test_stretched_boxes_get_thumbnails_fitted_once_when_loaded(qtbot):
     for box in (QSize(288, 188), QSize(208, 136)):  # wider and narrower than the thumbnail
         out = load_thumbnails(lambda _id: bytes(raw.data()), [1], box, 1.0)[1]
         assert out.width() == box.width() and out.height() <= box.height()
+
+
+def test_a_thumbnail_too_tall_for_the_box_is_fitted_when_loaded(qtbot):
+    img = QImage(256, 170, QImage.Format.Format_RGB32)  # as wide as the box, taller
+    img.fill(GREEN)
+    raw = QByteArray()
+    buf = QBuffer(raw)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    img.save(buf, "PNG")
+    buf.close()
+    out = load_thumbnails(lambda _id: bytes(raw.data()), [1], QSize(256, 167), 1.0)[1]
+    assert out.height() == 167 and out.width() <= 256
+
+
+def test_thumbnail_cache_stays_within_its_memory_budget_on_high_dpi_screens(qtbot):
+    from vector_studio_gui.gui.results_model import CACHE_BYTES, cache_limit
+
+    model = ResultsModel()
+    box = QSize(288, 188)
+    model.set_thumbnail_size(box, 2.0)  # a 2x screen: 576x376 pixels a thumbnail
+    img = QImage(576, 324, QImage.Format.Format_RGB32)
+    img.fill(GREEN)
+    for start in range(0, 1200, 100):
+        model.set_thumbnails({i: img for i in range(start, start + 100)})
+    kept = len(model._pixmaps)
+    assert kept == cache_limit(box, 2.0) < 1200
+    assert kept * 576 * 376 * 4 <= CACHE_BYTES
+    # the most recent thumbnails are the ones kept
+    assert model.has_thumbnail(1199) and not model.has_thumbnail(0)
+
+
+def test_cards_follow_the_window_losing_focus(qtbot):
+    delegate = TileDelegate()
+    model = _model(_thumb(), None)
+    pal = QPalette(QApplication.palette())
+    pal.setColor(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight, QColor(0, 0, 255))
+    pal.setColor(QPalette.ColorGroup.Inactive, QPalette.ColorRole.Highlight, QColor(255, 160, 0))
+    pal.setCurrentColorGroup(QPalette.ColorGroup.Active)
+    active, rect = _paint(delegate, model, 0, pal, selected=True)
+    pal.setCurrentColorGroup(QPalette.ColorGroup.Inactive)
+    inactive, _ = _paint(delegate, model, 0, pal, selected=True)
+    spot = (rect.x() + 4, rect.center().y())
+    assert active.pixelColor(*spot).blue() > active.pixelColor(*spot).red()
+    assert inactive.pixelColor(*spot).red() > inactive.pixelColor(*spot).blue()

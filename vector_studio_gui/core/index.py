@@ -47,7 +47,9 @@ EF_HUGE = 320
 def search_ef(items: int, k: int) -> int:
     """The HNSW search breadth for ``k`` results in a graph of ``items`` items."""
     ef = next((e for limit, e in EF_BY_SIZE if items <= limit), EF_HUGE)
-    return max(ef, k)  # hnswlib needs ef >= k; deep requests (fusion candidates) need no more
+    # hnswlib needs ef >= k; a deep request (fusion candidates, minus excluded charts) gets
+    # some breadth beyond k so the tail of its list stays accurate
+    return max(ef, k + k // 2)
 
 
 def _crc(path: Path) -> int:

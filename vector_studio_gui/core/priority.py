@@ -61,6 +61,8 @@ def _lower() -> bool:
         import ctypes
 
         kernel32 = ctypes.windll.kernel32
+        kernel32.GetCurrentThread.restype = ctypes.c_void_p  # a HANDLE, not a C int
+        kernel32.SetThreadPriority.argtypes = (ctypes.c_void_p, ctypes.c_int)
         thread_priority_below_normal = -1
         return bool(kernel32.SetThreadPriority(kernel32.GetCurrentThread(),
                                                thread_priority_below_normal))

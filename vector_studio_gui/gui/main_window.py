@@ -194,6 +194,14 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def thaw_startup_heap() -> None:
+    """Make frozen objects collectable again (the engine was replaced: its models and
+    connections must not outlive it); the next listing freezes what is alive then."""
+    global _heap_frozen
+    _heap_frozen = False
+    gc.unfreeze()
+
+
 class MainWindow(QMainWindow):
     #: a search's results are on screen (SearchResponse)
     searchShown = Signal(object)
@@ -1190,6 +1198,7 @@ class MainWindow(QMainWindow):
                              f"effect: {exc}", "", True)
         self.engine = engine
         self.read_only = read_only
+        thaw_startup_heap()  # the old engine may sit in a cycle: let the collector free it
         self.setWindowTitle(TITLE + (" (read-only)" if read_only else ""))
         self.search_lane = Lane("search", self)
         self.thumb_lane = Lane("thumbs", self)

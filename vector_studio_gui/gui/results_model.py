@@ -45,6 +45,9 @@ MAX_THUMB_WIDTH = 288
 LOAD_SIZE = QSize(MAX_THUMB_WIDTH, round(MAX_THUMB_WIDTH * THUMB_SIZE.height() / THUMB_SIZE.width()))
 #: how many pixmaps stay cached (item id -> pixmap); a few screens' worth
 CACHE_SIZE = 1500
+#: ...and at most this many bytes of them (thumbnails are loaded at the tile's box times the
+#: screen's pixel ratio: ~0.2 MB each at ratio 1, ~0.9 MB at ratio 2)
+CACHE_BYTES = 256 * 1024 * 1024
 #: ids handed out per thumbnail batch
 BATCH = 48
 
@@ -128,6 +131,7 @@ class ResultsModel(QAbstractListModel):
         self._flush.timeout.connect(self._hand_out)
         self.thumb_size = QSize(LOAD_SIZE)
         self.dpr = 1.0
+        self._cache_limit = cache_limit(self.thumb_size, self.dpr)
 
     # ----------------------------------------------------------------- generations
     def begin_query(self) -> int:
@@ -339,6 +343,7 @@ class ResultsModel(QAbstractListModel):
             return
         self.thumb_size = QSize(size)
         self.dpr = dpr
+        self._cache_limit = cache_limit(size, dpr)
         self._placeholder = None
         self._broken = None
         self._pixmaps.clear()
@@ -384,7 +389,7 @@ class ResultsModel(QAbstractListModel):
             r = self._row_of.get(item_id)
             if r is not None:
                 changed.append(r)
-        while len(self._pixmaps) > CACHE_SIZE:
+        while len(self._pixmaps) > self._cache_limit:
             old, _ = self._pixmaps.popitem(last=False)
         for r in _runs(sorted(changed)):
             self.dataChanged.emit(self.index(r[0], 0), self.index(r[1], 0),
@@ -412,6 +417,12 @@ class ResultsModel(QAbstractListModel):
         return self._broken
 
 
+def cache_limit(box: QSize, dpr: float) -> int:
+    """How many thumbnails of ``box`` at ``dpr`` the cache keeps (a few screens at least)."""
+    each = max(1, round(box.width() * dpr) * round(box.height() * dpr) * 4)
+    return max(200, min(CACHE_SIZE, CACHE_BYTES // each))
+
+
 def load_thumbnails(thumbnail_bytes, ids: Sequence[int], box: QSize, dpr: float
                     ) -> dict[int, QImage | None]:
     """Worker-thread side: decode library thumbnails into QImages scaled to fit ``box`` (up or
@@ -428,7 +439,8 @@ def load_thumbnails(thumbnail_bytes, ids: Sequence[int], box: QSize, dpr: float
         if img.isNull():
             out[item_id] = None
             continue
-        if img.width() != w and img.height() != h:  # fit the box here, so painting is a blit
+        if img.size().scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio) != img.size():
+            # fit the box here (up or down), so painting is a copy
             img = img.scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio,
                              Qt.TransformationMode.SmoothTransformation)
         out[item_id] = _framed(img)

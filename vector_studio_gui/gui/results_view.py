@@ -107,7 +107,9 @@ class TileDelegate(QStyledItemDelegate):
         device = painter.device()
         dpr = device.devicePixelRatioF() if device else 1.0
         rect = option.rect
-        key = (rect.width(), rect.height(), dpr, pal.cacheKey(), selected, hover)
+        # the palette's colour group (active / inactive window) changes without its cacheKey
+        key = (rect.width(), rect.height(), dpr, pal.cacheKey(), pal.currentColorGroup(),
+               selected, hover)
         card = self._cards.get(key)
         if card is None:
             card = self._card(key, rect.size(), pal, selected, hover, dpr)

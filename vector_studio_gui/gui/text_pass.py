@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from contextlib import suppress
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from vector_studio_gui.core import priority
+from vector_studio_gui.core.errors import VectorStudioError
 from vector_studio_gui.core.types import OcrProgress, OcrReport
 from vector_studio_gui.gui.ingest_controller import ProgressWidget, format_eta
 from vector_studio_gui.gui.workers import Task, TaskContext, TaskRunner
@@ -47,6 +49,10 @@ def _read_text(ctx: TaskContext, engine) -> OcrReport:
     """Worker thread: read the text of every chart not read yet."""
     if not needs_pass(engine):
         return OcrReport()
+    # the sentence model also answers typed queries: its session (and the ONNX Runtime threads
+    # it starts, which inherit this thread's priority) is made before the pass lowers itself
+    with suppress(VectorStudioError):
+        engine.text_encoder()
     priority.lower_thread_priority()  # the window stays responsive (core/priority.py)
     return engine.read_text_pass(progress=ctx.progress, cancel=ctx.cancel)
 
