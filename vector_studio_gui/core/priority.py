@@ -7,7 +7,10 @@ the GUI thread as soon as it wakes (worst stall ~27 ms) and the ingest is as fas
 because its threads still share the cores equally among themselves (benchmarks/README.md,
 target 5). The CLI does not lower anything: it has no window to keep responsive. Linux and
 Windows; macOS has no per-thread priority in the standard library (its QoS classes need a
-native call, which this package does not make).
+native call, which this package does not make). ONNX Runtime's threads inherit the priority of
+the thread that makes a session: the image tower made by an ingest stays lowered (ingest is its
+main use), while the chart-text pass makes the sentence model, which also answers typed
+queries, before it lowers itself.
 """
 
 from __future__ import annotations
