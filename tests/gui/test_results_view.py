@@ -164,3 +164,33 @@ def test_cards_follow_the_window_losing_focus(qtbot):
     spot = (rect.x() + 4, rect.center().y())
     assert active.pixelColor(*spot).blue() > active.pixelColor(*spot).red()
     assert inactive.pixelColor(*spot).red() > inactive.pixelColor(*spot).blue()
+
+
+def test_after_a_resize_thumbnails_stay_on_screen_until_reloaded_at_the_new_size(qtbot):
+    from vector_studio_gui.core.types import Item
+
+    model = ResultsModel()
+    items = [Item(id=i, path=f"/c/{i}.png", paths=(f"/c/{i}.png",), content_hash=str(i), size=1,
+                  width=1600, height=900, added=float(i), note="") for i in (1, 2)]
+    model.set_items(model.begin_query(), items)
+    small, big = QSize(208, 136), QSize(288, 188)
+
+    def img(box: QSize) -> QImage:
+        out = QImage(box.width(), round(box.width() * 9 / 16), QImage.Format.Format_RGB32)
+        out.fill(GREEN)
+        return out
+
+    model.set_thumbnail_size(small, 1.0)
+    model.set_thumbnails({1: img(small), 2: img(small)}, small, 1.0)
+    wanted: list[list[int]] = []
+    model.thumbnailsWanted.connect(wanted.append)
+    model.set_thumbnail_size(big, 1.0)
+    shown = model.data(model.index(0, 0), Qt.ItemDataRole.DecorationRole)
+    assert shown.width() == 208  # the old thumbnail, not a grey placeholder
+    assert not model.data(model.index(0, 0), ResultsModel.ThumbnailLoadedRole)
+    qtbot.waitUntil(lambda: any(1 in w for w in wanted), timeout=2000)  # reloading at 288
+    model.set_thumbnails({1: img(small)}, small, 1.0)  # a load for the old box, in flight
+    assert not model.has_thumbnail(1)
+    model.set_thumbnails({1: img(big)}, big, 1.0)
+    assert model.has_thumbnail(1)
+    assert model.data(model.index(0, 0), Qt.ItemDataRole.DecorationRole).width() == 288

@@ -686,12 +686,14 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         engine = self.engine
-        self.thumb_lane.submit(load_thumbnails, engine.thumbnail, list(ids), self.model.thumb_size,
-                               self.model.dpr, on_result=self._on_thumbnails,
+        box, dpr = QSize(self.model.thumb_size), self.model.dpr
+        self.thumb_lane.submit(load_thumbnails, engine.thumbnail, list(ids), box, dpr,
+                               on_result=lambda images: self._on_thumbnails(images, box, dpr),
                                on_error=lambda *_: self.model.forget_thumbnail_requests())
 
-    def _on_thumbnails(self, images: object) -> None:
-        self.model.set_thumbnails(images)  # type: ignore[arg-type]
+    def _on_thumbnails(self, images: object, box: QSize | None = None,
+                       dpr: float | None = None) -> None:
+        self.model.set_thumbnails(images, box, dpr)  # type: ignore[arg-type]
         cur = self.details.item
         if cur is not None and cur.id in images and self.model.has_thumbnail(cur.id) and (  # type: ignore[operator]
                 self.details.preview.pixmap_size().isEmpty()):

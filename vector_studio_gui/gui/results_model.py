@@ -48,6 +48,8 @@ CACHE_SIZE = 1500
 #: ...and at most this many bytes of them (thumbnails are loaded at the tile's box times the
 #: screen's pixel ratio: ~0.2 MB each at ratio 1, ~0.9 MB at ratio 2)
 CACHE_BYTES = 256 * 1024 * 1024
+#: thumbnails of the previous box kept on screen while they reload after a resize
+STALE_KEPT = 200
 #: ids handed out per thumbnail batch
 BATCH = 48
 
@@ -120,6 +122,8 @@ class ResultsModel(QAbstractListModel):
         self._more = False
         self._fetching = False
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
+        #: thumbnails of the previous box, shown (scaled) until they are loaded at the new one
+        self._stale: dict[int, QPixmap] = {}
         self._missing: set[int] = set()  # ids the library has no thumbnail for
         self._requested: set[int] = set()
         self._queue: list[int] = []
@@ -209,6 +213,7 @@ class ResultsModel(QAbstractListModel):
             self._reindex()
         for i in ids:
             self._pixmaps.pop(i, None)
+            self._stale.pop(i, None)
         return len(rows)
 
     def update_item(self, item: Item) -> bool:
@@ -346,6 +351,9 @@ class ResultsModel(QAbstractListModel):
         self._cache_limit = cache_limit(size, dpr)
         self._placeholder = None
         self._broken = None
+        # the most recently shown thumbnails stay on screen while they reload (no grey flash
+        # after every resize); loads of the old box still in flight count as stale too
+        self._stale = dict(list(self._pixmaps.items())[-STALE_KEPT:])
         self._pixmaps.clear()
         self._requested.clear()
         if self._rows:
@@ -364,7 +372,7 @@ class ResultsModel(QAbstractListModel):
             self._queue.append(item_id)
             if not self._flush.isActive():
                 self._flush.start()
-        return self._placeholder_pixmap()
+        return self._stale.get(item_id) or self._placeholder_pixmap()
 
     def has_thumbnail(self, item_id: int) -> bool:
         return item_id in self._pixmaps
@@ -374,18 +382,28 @@ class ResultsModel(QAbstractListModel):
         for k in range(0, len(queue), BATCH):
             self.thumbnailsWanted.emit(queue[k:k + BATCH])
 
-    def set_thumbnails(self, images: dict[int, QImage | None]) -> None:
-        """Thumbnails loaded off the GUI thread arrive here; QPixmaps are made on the GUI thread."""
+    def set_thumbnails(self, images: dict[int, QImage | None], box: QSize | None = None,
+                       dpr: float | None = None) -> None:
+        """Thumbnails loaded off the GUI thread arrive here; QPixmaps are made on the GUI thread.
+
+        ``box`` and ``dpr``: what they were loaded for; a load for a previous box (still in
+        flight when the tiles were resized) is only shown until the load at this box arrives."""
+        current = (box is None or box == self.thumb_size) and (dpr is None or dpr == self.dpr)
         changed: list[int] = []
         for item_id, img in images.items():
             self._requested.discard(item_id)
             if img is None or img.isNull():
                 self._missing.add(item_id)
+            elif not current:
+                pix = QPixmap.fromImage(img)
+                pix.setDevicePixelRatio(dpr or self.dpr)
+                self._stale[item_id] = pix  # shown until the load at this box arrives
             else:
                 pix = QPixmap.fromImage(img)
                 pix.setDevicePixelRatio(self.dpr)
                 self._pixmaps[item_id] = pix
                 self._pixmaps.move_to_end(item_id)
+                self._stale.pop(item_id, None)
             r = self._row_of.get(item_id)
             if r is not None:
                 changed.append(r)
@@ -417,6 +435,12 @@ class ResultsModel(QAbstractListModel):
         return self._broken
 
 
+def _fits(img: QImage, box: QSize, dpr: float) -> bool:
+    """Whether ``img`` is what :func:`load_thumbnails` makes for ``box`` at ``dpr``."""
+    w, h = max(1, round(box.width() * dpr)), max(1, round(box.height() * dpr))
+    return img.size().scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio) == img.size()
+
+
 def cache_limit(box: QSize, dpr: float) -> int:
     """How many thumbnails of ``box`` at ``dpr`` the cache keeps (a few screens at least)."""
     each = max(1, round(box.width() * dpr) * round(box.height() * dpr) * 4)
@@ -439,8 +463,7 @@ def load_thumbnails(thumbnail_bytes, ids: Sequence[int], box: QSize, dpr: float
         if img.isNull():
             out[item_id] = None
             continue
-        if img.size().scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio) != img.size():
-            # fit the box here (up or down), so painting is a copy
+        if not _fits(img, box, dpr):  # fit the box here (up or down), so painting is a copy
             img = img.scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio,
                              Qt.TransformationMode.SmoothTransformation)
         out[item_id] = _framed(img)
