@@ -27,7 +27,7 @@ _state = threading.local()
 
 def lower_thread_priority() -> bool:
     """Run the calling thread below normal priority; idempotent. Threads it starts afterwards
-    inherit that on Linux; elsewhere a pool passes :func:`inherit` as its initializer.
+    inherit that on Linux; elsewhere a pool passes :func:`pool_initializer`'s result.
     Returns whether the priority is lowered (False where the platform refused)."""
     if getattr(_state, "lowered", False):
         return True
@@ -43,14 +43,10 @@ def is_lowered() -> bool:
     return getattr(_state, "lowered", False)
 
 
-def inherit() -> None:
-    """A thread pool's initializer: its threads run at the priority of the thread that made it."""
-    lower_thread_priority()
-
-
 def pool_initializer():
-    """The initializer for a pool made on this thread (None when it runs at normal priority)."""
-    return inherit if is_lowered() else None
+    """The initializer for a pool made on this thread, so its threads run at this thread's
+    priority (None when it runs at normal priority)."""
+    return lower_thread_priority if is_lowered() else None
 
 
 def _lower() -> bool:

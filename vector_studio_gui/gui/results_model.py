@@ -394,14 +394,10 @@ class ResultsModel(QAbstractListModel):
             self._requested.discard(item_id)
             if img is None or img.isNull():
                 self._missing.add(item_id)
-            elif not current:
-                pix = QPixmap.fromImage(img)
-                pix.setDevicePixelRatio(dpr or self.dpr)
-                self._stale[item_id] = pix  # shown until the load at this box arrives
+            elif not current:  # shown until the load at this box arrives
+                self._stale[item_id] = _pixmap(img, dpr or self.dpr)
             else:
-                pix = QPixmap.fromImage(img)
-                pix.setDevicePixelRatio(self.dpr)
-                self._pixmaps[item_id] = pix
+                self._pixmaps[item_id] = _pixmap(img, self.dpr)
                 self._pixmaps.move_to_end(item_id)
                 self._stale.pop(item_id, None)
             r = self._row_of.get(item_id)
@@ -420,12 +416,12 @@ class ResultsModel(QAbstractListModel):
 
     def _placeholder_pixmap(self) -> QPixmap:
         if self._placeholder is None:
-            self._placeholder = _blank(self.thumb_size, self.dpr, QColor(128, 128, 128, 40))
+            self._placeholder = blank_pixmap(self.thumb_size, self.dpr, QColor(128, 128, 128, 40))
         return self._placeholder
 
     def _broken_pixmap(self) -> QPixmap:
         if self._broken is None:
-            pix = _blank(self.thumb_size, self.dpr, QColor(128, 128, 128, 60))
+            pix = blank_pixmap(self.thumb_size, self.dpr, QColor(128, 128, 128, 60))
             p = QPainter(pix)
             p.setPen(QColor(128, 128, 128))
             p.drawText(QRect(QPoint(0, 0), self.thumb_size), Qt.AlignmentFlag.AlignCenter,
@@ -435,16 +431,27 @@ class ResultsModel(QAbstractListModel):
         return self._broken
 
 
+def _pixmap(img: QImage, dpr: float) -> QPixmap:
+    pix = QPixmap.fromImage(img)
+    pix.setDevicePixelRatio(dpr)
+    return pix
+
+
+def device_size(size: QSize, dpr: float) -> tuple[int, int]:
+    """``size`` (device-independent) in pixels at pixel ratio ``dpr``, at least 1 x 1."""
+    return max(1, round(size.width() * dpr)), max(1, round(size.height() * dpr))
+
+
 def _fits(img: QImage, box: QSize, dpr: float) -> bool:
     """Whether ``img`` is what :func:`load_thumbnails` makes for ``box`` at ``dpr``."""
-    w, h = max(1, round(box.width() * dpr)), max(1, round(box.height() * dpr))
-    return img.size().scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio) == img.size()
+    return img.size().scaled(*device_size(box, dpr), Qt.AspectRatioMode.KeepAspectRatio) == (
+        img.size())
 
 
 def cache_limit(box: QSize, dpr: float) -> int:
     """How many thumbnails of ``box`` at ``dpr`` the cache keeps (a few screens at least)."""
-    each = max(1, round(box.width() * dpr) * round(box.height() * dpr) * 4)
-    return max(200, min(CACHE_SIZE, CACHE_BYTES // each))
+    w, h = device_size(box, dpr)
+    return max(200, min(CACHE_SIZE, CACHE_BYTES // (w * h * 4)))
 
 
 def load_thumbnails(thumbnail_bytes, ids: Sequence[int], box: QSize, dpr: float
@@ -455,7 +462,7 @@ def load_thumbnails(thumbnail_bytes, ids: Sequence[int], box: QSize, dpr: float
     ``thumbnail_bytes`` is ``Engine.thumbnail``. QImage (unlike QPixmap) may be made and
     scaled on any thread.
     """
-    w, h = max(1, round(box.width() * dpr)), max(1, round(box.height() * dpr))
+    w, h = device_size(box, dpr)
     out: dict[int, QImage | None] = {}
     for item_id in ids:
         data = thumbnail_bytes(item_id)
@@ -481,8 +488,9 @@ def _framed(img: QImage) -> QImage:
     return img
 
 
-def _blank(size: QSize, dpr: float, colour: QColor) -> QPixmap:
-    pix = QPixmap(max(1, round(size.width() * dpr)), max(1, round(size.height() * dpr)))
+def blank_pixmap(size: QSize, dpr: float, colour: QColor | Qt.GlobalColor) -> QPixmap:
+    """A pixmap of ``size`` (device-independent) at pixel ratio ``dpr``, filled with ``colour``."""
+    pix = QPixmap(*device_size(size, dpr))
     pix.setDevicePixelRatio(dpr)
     pix.fill(colour)
     return pix

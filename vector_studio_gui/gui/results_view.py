@@ -42,7 +42,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vector_studio_gui.gui.results_model import MAX_THUMB_WIDTH, THUMB_SIZE, ResultsModel
+from vector_studio_gui.gui.results_model import (
+    MAX_THUMB_WIDTH,
+    THUMB_SIZE,
+    ResultsModel,
+    blank_pixmap,
+)
 
 _SELECTED = QStyle.StateFlag.State_Selected.value
 _HOVER = QStyle.StateFlag.State_MouseOver.value
@@ -175,9 +180,7 @@ class TileDelegate(QStyledItemDelegate):
             border.setAlpha(70 if hover else 28)
         if len(self._cards) > 32:  # palette or size changes leave old cards behind
             self._cards.clear()
-        pix = QPixmap(max(1, round(size.width() * dpr)), max(1, round(size.height() * dpr)))
-        pix.setDevicePixelRatio(dpr)
-        pix.fill(Qt.GlobalColor.transparent)
+        pix = blank_pixmap(size, dpr, Qt.GlobalColor.transparent)
         p = QPainter(pix)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         card = QPainterPath()
@@ -210,9 +213,7 @@ class TileDelegate(QStyledItemDelegate):
         fm = QFontMetrics(font)
         w = fm.horizontalAdvance(text) + 12
         h = fm.height() + 4
-        pix = QPixmap(max(1, round(w * dpr)), max(1, round(h * dpr)))
-        pix.setDevicePixelRatio(dpr)
-        pix.fill(Qt.GlobalColor.transparent)
+        pix = blank_pixmap(QSize(w, h), dpr, Qt.GlobalColor.transparent)
         p = QPainter(pix)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         r = QRectF(0, 0, w, h)
