@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 from conftest import TOY_CLIP, write_charts
 
 import vector_studio_gui
@@ -103,8 +104,7 @@ def snapshot(*folders: Path) -> dict[str, bytes]:
 
 
 def cli(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vector_studio_gui", *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return run_cli(env, *args, check_rc=None)  # the tests read the status themselves
 
 
 BAD_IMPORTS = {

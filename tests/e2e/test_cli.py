@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli as run
 from conftest import TOY_CLIP, write_charts
 
 from vector_studio_gui.modelgen.toy import COLOURS, build_broken_models, build_toy_clip
-
-
-def run(env, *args, check_rc: int | None = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "vector_studio_gui", *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=120)
-    if check_rc is not None:
-        assert proc.returncode == check_rc, proc.stderr
-    return proc
 
 
 def test_ingest_then_search_gives_ranked_json(cli_env, tmp_path):

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from vector_studio_gui.core.crashpoints import ENV as KILL_ENV
 from vector_studio_gui.core.engine import Engine
@@ -49,8 +50,7 @@ def cli(env: dict, *args, kill_at: str | None = None, timeout: float = 60
     env.pop(KILL_ENV, None)
     if kill_at:
         env[KILL_ENV] = kill_at
-    return subprocess.run([sys.executable, "-m", "vector_studio_gui", *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return run_cli(env, *args, check_rc=None, timeout=timeout)
 
 
 def reported_commits(stderr: str) -> dict[int, list[str]]:

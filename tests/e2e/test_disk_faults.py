@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 from PIL import Image
 
 from vector_studio_gui.core.engine import Engine
@@ -47,8 +48,7 @@ def small_disk(tmp_path):
 
 
 def cli(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vector_studio_gui", *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return run_cli(env, *args, check_rc=None)  # the tests read the status themselves
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *words: str) -> str:

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from ocr_helpers import write_text_charts
 
 
 def run(env, *args, check_rc: int | None = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "vector_studio_gui", *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=180)
-    if check_rc is not None:
-        assert proc.returncode == check_rc, proc.stderr
-    return proc
+    return run_cli(env, *args, check_rc=check_rc, timeout=180)  # reading text takes longer
 
 
 @pytest.fixture

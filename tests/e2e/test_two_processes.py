@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from vector_studio_gui.core.engine import Engine
 from vector_studio_gui.core.errors import LibraryLockedError
@@ -59,8 +60,7 @@ class Holder:
 
 
 def cli(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vector_studio_gui", *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return run_cli(env, *args, check_rc=None)  # the tests read the status themselves
 
 
 def folder_of(tmp_path: Path, name: str, kinds: tuple[str, ...], n_seeds: int = 1) -> Path:
