@@ -109,28 +109,28 @@ def test_selection_and_palette_change_repaint_the_cached_card(qtbot):
     assert again.pixelColor(*spot) == light.pixelColor(*spot)
 
 
-def test_stretched_boxes_get_thumbnails_fitted_once_when_loaded(qtbot):
-    img = QImage(256, 144, QImage.Format.Format_RGB32)
+def _png(w: int, h: int) -> bytes:
+    """A stored thumbnail of ``w`` x ``h`` pixels, as the library hands it out."""
+    img = QImage(w, h, QImage.Format.Format_RGB32)
     img.fill(GREEN)
     raw = QByteArray()
     buf = QBuffer(raw)
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
     img.save(buf, "PNG")
     buf.close()
+    return bytes(raw.data())
+
+
+def test_stretched_boxes_get_thumbnails_fitted_once_when_loaded(qtbot):
+    data = _png(256, 144)
     for box in (QSize(288, 188), QSize(208, 136)):  # wider and narrower than the thumbnail
-        out = load_thumbnails(lambda _id: bytes(raw.data()), [1], box, 1.0)[1]
+        out = load_thumbnails(lambda _id: data, [1], box, 1.0)[1]
         assert out.width() == box.width() and out.height() <= box.height()
 
 
 def test_a_thumbnail_too_tall_for_the_box_is_fitted_when_loaded(qtbot):
-    img = QImage(256, 170, QImage.Format.Format_RGB32)  # as wide as the box, taller
-    img.fill(GREEN)
-    raw = QByteArray()
-    buf = QBuffer(raw)
-    buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    img.save(buf, "PNG")
-    buf.close()
-    out = load_thumbnails(lambda _id: bytes(raw.data()), [1], QSize(256, 167), 1.0)[1]
+    data = _png(256, 170)  # as wide as the box, taller
+    out = load_thumbnails(lambda _id: data, [1], QSize(256, 167), 1.0)[1]
     assert out.height() == 167 and out.width() <= 256
 
 
