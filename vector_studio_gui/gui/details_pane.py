@@ -219,13 +219,7 @@ class DetailsPane(QWidget):
         line.setFrameShadow(QFrame.Shadow.Sunken)
         lay.addWidget(line)
 
-        text_head = QHBoxLayout()
-        text_head.addWidget(QLabel("Text in the chart", page))
-        text_head.addStretch(1)
-        self.text_status = QLabel("", page)
-        self.text_status.setEnabled(False)
-        text_head.addWidget(self.text_status)
-        lay.addLayout(text_head)
+        self.text_status = _section_head(lay, "Text in the chart", page)
         self.text_view = QPlainTextEdit(page)
         self.text_view.setObjectName("chartText")
         self.text_view.setReadOnly(True)
@@ -238,13 +232,7 @@ class DetailsPane(QWidget):
         self.text_view.setFixedHeight(fm.lineSpacing() * 4 + 14)
         lay.addWidget(self.text_view)
 
-        note_head = QHBoxLayout()
-        note_head.addWidget(QLabel("Note", page))
-        note_head.addStretch(1)
-        self.note_status = QLabel("", page)
-        self.note_status.setEnabled(False)
-        note_head.addWidget(self.note_status)
-        lay.addLayout(note_head)
+        self.note_status = _section_head(lay, "Note", page)
         self.note_edit = QPlainTextEdit(page)
         self.note_edit.setPlaceholderText("Add words to find this chart by, e.g. \"gold breakout "
                                           "weekly\"")
@@ -466,3 +454,16 @@ class DetailsPane(QWidget):
         self.note_status.setText("not saved")
         self.save_note_button.setEnabled(not self.read_only)
         self.note_status.setToolTip(message)
+
+
+def _section_head(lay: QVBoxLayout, title: str, page: QWidget) -> QLabel:
+    """A section's title with a dimmed status label on the right ("2 lines", "saved");
+    returns the status label."""
+    head = QHBoxLayout()
+    head.addWidget(QLabel(title, page))
+    head.addStretch(1)
+    status = QLabel("", page)
+    status.setEnabled(False)
+    head.addWidget(status)
+    lay.addLayout(head)
+    return status
