@@ -87,6 +87,11 @@ class ProgressWidget(QWidget):
         lay.addWidget(self.bar)
         lay.addWidget(self.cancel_button)
 
+    def set_cancelling(self, cancelling: bool) -> None:
+        """The Cancel button while work runs, or disabled "Cancelling…" once it was pressed."""
+        self.cancel_button.setEnabled(not cancelling)
+        self.cancel_button.setText("Cancelling…" if cancelling else "Cancel")
+
 
 class SummaryWidget(QWidget):
     """Status-bar widget shown after an ingest: "412 added, 3 skipped" and a Details button."""
@@ -197,8 +202,7 @@ class IngestController(QObject):
         self.summary_widget.hide()
         w = self.progress_widget
         w.bar.setRange(0, 0)
-        w.cancel_button.setEnabled(True)
-        w.cancel_button.setText("Cancel")
+        w.set_cancelling(False)
         self._kind = job[0]
         if job[0] == "ingest":
             paths = job[1]
@@ -221,9 +225,7 @@ class IngestController(QObject):
         self._queue.clear()
         if self._task is not None:
             self._task.cancel()
-            w = self.progress_widget
-            w.cancel_button.setEnabled(False)
-            w.cancel_button.setText("Cancelling…")
+            self.progress_widget.set_cancelling(True)
 
     def stop(self) -> None:
         """The window closes: cancel, and ignore whatever arrives afterwards."""

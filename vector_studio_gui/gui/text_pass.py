@@ -115,8 +115,7 @@ class TextPassController(QObject):
         self.last_progress = None
         w = self.progress_widget
         w.bar.setRange(0, 0)
-        w.cancel_button.setEnabled(True)
-        w.cancel_button.setText("Cancel")
+        w.set_cancelling(False)
         w.label.setText("Reading chart text…")
         self._task = self._runner.start(TASK_NAME, _read_text, self._engine(),
                                         on_result=self._on_result, on_error=self._on_error,
@@ -131,9 +130,7 @@ class TextPassController(QObject):
         self._paused = False
         if self._task is not None:
             self._task.cancel()
-            w = self.progress_widget
-            w.cancel_button.setEnabled(False)
-            w.cancel_button.setText("Cancelling…")
+            self.progress_widget.set_cancelling(True)
 
     def pause(self) -> bool:
         """Make way for other work (an ingest): cancel quietly; True if a pass was running.
