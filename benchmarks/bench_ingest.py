@@ -111,6 +111,18 @@ def best_infer(sessions: dict, batch: int, min_time: float = 1.5) -> tuple[float
     return min(wall), min(est)
 
 
+def around(sessions: dict, batch: int, sample: list[Path], run):
+    """``run()`` between two measurements of the ideal's figures (bare inference at ``batch``,
+    prep on one core), so the ideal reflects the machine as the run saw it. Returns run's
+    result and the averaged infer ms, its quiet estimate, and prep ms."""
+    inf1, inf_q1 = best_infer(sessions, batch)
+    prep1 = prep_costs(sample)["prep_ms"]
+    out = run()
+    inf2, inf_q2 = best_infer(sessions, batch)
+    prep2 = prep_costs(sample)["prep_ms"]
+    return out, (inf1 + inf2) / 2, (inf_q1 + inf_q2) / 2, (prep1 + prep2) / 2
+
+
 def mad_fast_vs_exact(paths: list[Path]) -> dict:
     """Mean absolute difference (normalised units) of the fast tensor vs the guide's exact path."""
     from vector_studio_gui.core import imaging
@@ -192,13 +204,8 @@ def main() -> None:
     batch_size = a.batch or Settings().embedding.batch_size
 
     def one_round() -> dict:
-        # the ideal's two figures measured right before and right after the ingest
-        inf1, inf_q1 = best_infer(sessions, best_batch)
-        prep1 = prep_costs(sample)["prep_ms"]
-        ing = ingest_once(folder, quantized=False, name="ingest", batch_size=batch_size)
-        inf2, inf_q2 = best_infer(sessions, best_batch)
-        prep2 = prep_costs(sample)["prep_ms"]
-        inf, inf_q, prep = (inf1 + inf2) / 2, (inf_q1 + inf_q2) / 2, (prep1 + prep2) / 2
+        ing, inf, inf_q, prep = around(sessions, best_batch, sample, lambda: ingest_once(
+            folder, quantized=False, name="ingest", batch_size=batch_size))
         ideal = 1e3 / (prep / ncores + inf)
         eff = ing["images_per_s"] / ideal
         # noise-robust estimate: what a quiet machine would give, from CPU time and demand
@@ -223,12 +230,9 @@ def main() -> None:
     log("naive serial loop...")
 
     def naive_round() -> dict:
-        inf1, _ = best_infer(sessions, best_batch)
-        prep1 = prep_costs(sample)["prep_ms"]
-        ips = naive_serial(paths[:120], fp32)
-        inf2, _ = best_infer(sessions, best_batch)
-        prep2 = prep_costs(sample)["prep_ms"]
-        ideal = 1e3 / ((prep1 + prep2) / 2 / ncores + (inf1 + inf2) / 2)
+        ips, inf, _, prep = around(sessions, best_batch, sample,
+                                   lambda: naive_serial(paths[:120], fp32))
+        ideal = 1e3 / (prep / ncores + inf)
         return {"images_per_s": r(ips), "ideal_images_per_s": r(ideal),
                 "efficiency": r(ips / ideal, 3)}
 
@@ -247,14 +251,11 @@ def main() -> None:
         qb = min(qsweep, key=qsweep.get)
 
         def int8_round() -> dict:
-            inf1, _ = best_infer(qsessions, qb)
-            prep1 = prep_costs(sample)["prep_ms"]
-            ing = ingest_once(folder, quantized=True, name="ingest-int8", batch_size=batch_size)
-            inf2, _ = best_infer(qsessions, qb)
-            prep2 = prep_costs(sample)["prep_ms"]
-            ideal = 1e3 / ((prep1 + prep2) / 2 / ncores + (inf1 + inf2) / 2)
+            ing, inf, _, prep = around(qsessions, qb, sample, lambda: ingest_once(
+                folder, quantized=True, name="ingest-int8", batch_size=batch_size))
+            ideal = 1e3 / (prep / ncores + inf)
             return {"images_per_s": r(ing["images_per_s"]), "ideal_images_per_s": r(ideal),
-                    "efficiency": r(ing["images_per_s"] / ideal, 3), "infer_ms": r((inf1 + inf2) / 2),
+                    "efficiency": r(ing["images_per_s"] / ideal, 3), "infer_ms": r(inf),
                     "best_batch": qb, "cpu_util": ing["cpu_util"]}
 
         int8_res = common.quiet_rounds(int8_round, 1, max_foreign=0.2, max_tries=2,
